@@ -1,0 +1,59 @@
+# Cloakroom: `make test` installs what the tests need on a fresh Debian
+# machine (Chromium, redis-server, Node.js for the browser driver) and runs
+# everything, integration tests included.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+GO ?= go
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+BROWSER_DIR := e2e/browser
+# npm ci writes this file last; it is older than the lock when node_modules is stale.
+NODE_STAMP := $(BROWSER_DIR)/node_modules/.package-lock.json
+
+# Integration tests (real Chromium, real redis-server) fail instead of skip.
+export CLOAKROOM_REQUIRE_INTEGRATION := 1
+export CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: test deps deps-system fmt-check vet browser-check bench demo
+
+test: deps fmt-check vet browser-check
+	$(GO) test -race -count=1 ./...
+
+deps: deps-system $(NODE_STAMP)
+
+deps-system:
+	@pkgs=""; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
+	command -v redis-server >/dev/null 2>&1 || pkgs="$$pkgs redis-server"; \
+	command -v node >/dev/null 2>&1 || pkgs="$$pkgs nodejs"; \
+	command -v npm >/dev/null 2>&1 || pkgs="$$pkgs npm"; \
+	command -v gcc >/dev/null 2>&1 || pkgs="$$pkgs gcc libc6-dev"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "deps: installing$$pkgs"; \
+		$(SUDO) apt-get update; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs; \
+	fi; \
+	major=$$(node -p 'process.versions.node.split(".")[0]'); \
+	if [ "$$major" -lt 20 ]; then echo "deps: warning: node $$(node --version) is older than the browser driver's minimum, 20"; fi
+
+$(NODE_STAMP): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json | deps-system
+	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund
+	@touch $@
+
+fmt-check:
+	@out=$$(find . -name '*.go' -not -path './$(BROWSER_DIR)/node_modules/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
+	if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+browser-check: $(NODE_STAMP)
+	node --check $(BROWSER_DIR)/demo.mjs
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo:
+	$(GO) run ./cmd/cloakroom demo

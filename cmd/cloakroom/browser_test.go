@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireTool fails in CI (and whenever CLOAKROOM_REQUIRE_INTEGRATION is
+// set) and skips elsewhere when an integration dependency is missing.
+func requireTool(t *testing.T, path string) {
+	t.Helper()
+	if _, err := exec.LookPath(path); err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" || os.Getenv("CLOAKROOM_REQUIRE_INTEGRATION") != "" {
+		t.Fatalf("%s is missing; run `make deps`", path)
+	}
+	t.Skipf("%s is missing; run `make deps` (CI fails instead of skipping)", path)
+}
+
+type evidence struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+	Steps []struct {
+		Name           string          `json:"name"`
+		State          string          `json:"state"`
+		DocumentCookie string          `json:"documentCookie"`
+		LocalStorage   json.RawMessage `json:"localStorage"`
+		SessionStorage json.RawMessage `json:"sessionStorage"`
+		ClaimsText     string          `json:"claimsText"`
+		APIText        string          `json:"apiText"`
+		APIStatus      *int            `json:"apiStatus"`
+		ContextCookies []struct {
+			Name     string `json:"name"`
+			Domain   string `json:"domain"`
+			HTTPOnly bool   `json:"httpOnly"`
+			Secure   bool   `json:"secure"`
+			SameSite string `json:"sameSite"`
+		} `json:"contextCookies"`
+	} `json:"steps"`
+	ConsoleErrors []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"consoleErrors"`
+}
+
+// TestDemoInChromium drives the demo in real Chromium: sign in at the
+// development provider, see the claims and an API result, sign out. The
+// page's cookies, storage and every response it received are checked for
+// the tokens the provider issued.
+func TestDemoInChromium(t *testing.T) {
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	requireTool(t, chromium)
+	requireTool(t, "node")
+	driver, err := filepath.Abs("../../e2e/browser/demo.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(driver), "node_modules", "playwright-core")); err != nil {
+		if os.Getenv("CI") != "" || os.Getenv("CLOAKROOM_REQUIRE_INTEGRATION") != "" {
+			t.Fatal("playwright-core is not installed; run `make deps`")
+		}
+		t.Skip("playwright-core is not installed; run `make deps`")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := startDemo(ctx, 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "evidence.json")
+	cctx, ccancel := context.WithTimeout(ctx, 90*time.Second)
+	defer ccancel()
+	cmd := exec.CommandContext(cctx, "node", driver, "--url", d.URL+"/", "--out", out)
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	logs, err := cmd.CombinedOutput()
+	raw, rerr := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("browser run failed: %v\n%s\nevidence: %s", err, logs, raw)
+	}
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	var ev evidence
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if !ev.OK || len(ev.Steps) != 2 {
+		t.Fatalf("browser run not ok: %s", ev.Error)
+	}
+	in, outStep := ev.Steps[0], ev.Steps[1]
+	if in.State != "signed-in" || !strings.Contains(in.ClaimsText, "alice-0001") {
+		t.Errorf("signed-in step: state %q, claims %q", in.State, in.ClaimsText)
+	}
+	if in.APIStatus == nil || *in.APIStatus != 200 || !strings.Contains(in.APIText, `"cookie_received": false`) || !strings.Contains(in.APIText, `"sub": "alice-0001"`) {
+		t.Errorf("API result %v: %s", in.APIStatus, in.APIText)
+	}
+	if outStep.State != "signed-out" {
+		t.Errorf("after sign-out: state %q", outStep.State)
+	}
+	var session bool
+	for _, c := range in.ContextCookies {
+		if c.Name == "__Host-Http-cloakroom" {
+			session = true
+			if !c.HTTPOnly || !c.Secure || c.SameSite != "Strict" {
+				t.Errorf("session cookie attributes: %+v", c)
+			}
+		}
+	}
+	if !session {
+		t.Error("no session cookie in the browser after sign-in")
+	}
+	for _, s := range ev.Steps {
+		if strings.Contains(s.DocumentCookie, "cloakroom") {
+			t.Errorf("%s: document.cookie shows the session cookie: %q", s.Name, s.DocumentCookie)
+		}
+	}
+	for _, c := range ev.ConsoleErrors {
+		if c.Type == "csp" || c.Type == "pageerror" {
+			t.Errorf("browser %s error: %s", c.Type, c.Text)
+		}
+	}
+	issued := d.Backends.IdP.IssuedTokens()
+	if len(issued) < 3 {
+		t.Fatalf("provider issued %d tokens, want access, refresh and ID tokens", len(issued))
+	}
+	for _, tok := range issued {
+		if strings.Contains(string(raw), tok) {
+			t.Fatalf("a token issued by the provider reached the browser (document.cookie, storage or a response)")
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/demo"
+	"github.com/cloakroom/cloakroom/internal/server"
+)
+
+// runDemo starts the demo provider and API, then the gateway in front of
+// them on localhost. Everything listens on the loopback interface only: the
+// gateway is addressed as localhost, the provider and API as 127.0.0.1 —
+// another site, so the browser treats the sign-in as the cross-site round
+// trip it is in production.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	port := fs.Int("port", 8080, "port of the gateway on localhost; 0 picks a free one (a busy 8080 does too)")
+	verbose := fs.Bool("v", false, "log at debug level")
+	if code, ok := parse(fs, args, stderr); !ok {
+		return code
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	d, err := startDemo(ctx, *port, newLogger(stderr, level))
+	if err != nil {
+		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Cloakroom demo: open %s/ and sign in as alice/alice or bob/bob.\n", d.URL)
+	fmt.Fprintf(stdout, "(development OpenID provider at %s: not for production; Ctrl-C stops everything)\n", d.Backends.IssuerURL)
+	if err := <-d.Done; err != nil {
+		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// demoRun is a running demo.
+type demoRun struct {
+	URL      string // http://localhost:PORT
+	Backends *demo.Backends
+	Done     <-chan error // the gateway's result once ctx ends
+}
+
+func startDemo(ctx context.Context, port int, log *slog.Logger) (*demoRun, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil && port == 8080 {
+		ln, err = net.Listen("tcp", "127.0.0.1:0") // the default port is busy
+	}
+	if err != nil {
+		return nil, err
+	}
+	public := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	be, err := demo.StartBackends(ctx, demo.Options{PublicURL: public, Logger: log})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer be.Close()
+		done <- server.Run(ctx, demoConfig(public, be), server.Options{Logger: log, Listener: ln, Frontend: demo.SPA()})
+	}()
+	return &demoRun{URL: public, Backends: be, Done: done}, nil
+}
+
+// demoConfig is the gateway configuration of the demo: a memory store
+// sealed with a fresh random key, the demo API under /api/demo/.
+func demoConfig(public string, be *demo.Backends) *config.Config {
+	key := make([]byte, 32)
+	rand.Read(key)
+	cfg := config.Default()
+	cfg.PublicURL = public
+	cfg.OIDC.Issuer = be.IssuerURL
+	cfg.OIDC.ClientID = be.ClientID
+	cfg.OIDC.ClientSecret = be.ClientSecret
+	cfg.Session.Store = "memory"
+	cfg.Session.Keys = []string{"base64:" + base64.StdEncoding.EncodeToString(key)}
+	cfg.APIs = []config.API{{Path: "/api/demo/", Upstream: be.APIURL, Token: "user"}}
+	return cfg
+}

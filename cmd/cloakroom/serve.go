@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/server"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", "cloakroom.yaml", "configuration file")
+	if code, ok := parse(fs, args, stderr); !ok {
+		return code
+	}
+	cfg, err := config.Load(*path, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(stderr, slog.LevelInfo)
+	if err := server.Run(ctx, cfg, server.Options{Logger: log}); err != nil {
+		fmt.Fprintf(stderr, "cloakroom: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	path := fs.String("config", "cloakroom.yaml", "configuration file")
+	if code, ok := parse(fs, args, stderr); !ok {
+		return code
+	}
+	_, err := config.Load(*path, os.LookupEnv)
+	var probs *config.Problems
+	switch {
+	case err == nil:
+		fmt.Fprintf(stdout, "%s: ok\n", *path)
+		return 0
+	case errors.As(err, &probs):
+		fmt.Fprintln(stdout, err)
+		return 1
+	default:
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+}

@@ -1,0 +1,352 @@
+// Package bff serves the browser-facing endpoints under /bff/: login, the
+// OpenID callback, user, and logout. Their names, shapes and status codes
+// follow Duende.BFF, so SPAs written for it work unchanged.
+package bff
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloakroom/cloakroom/internal/csrf"
+	"github.com/cloakroom/cloakroom/internal/httpx"
+	"github.com/cloakroom/cloakroom/internal/oidc"
+	"github.com/cloakroom/cloakroom/internal/session"
+	"golang.org/x/oauth2"
+)
+
+// Paths of the endpoints; the callback's is configurable.
+const (
+	LoginPath  = "/bff/login"
+	UserPath   = "/bff/user"
+	LogoutPath = "/bff/logout"
+)
+
+// loginCookiePrefix names the login-attempt cookies. One per attempt, keyed
+// by a prefix of its state, so logins in parallel tabs do not clobber each
+// other.
+const loginCookiePrefix = "__Host-cloakroom-login-"
+
+// loginTTL bounds a login attempt: the cookie's Max-Age and the sealed
+// expiry inside it.
+const loginTTL = 10 * time.Minute
+
+// Options configure a Handler.
+type Options struct {
+	Sessions     *session.Manager
+	OIDC         *oidc.Client
+	CSRF         *csrf.Checker
+	CallbackPath string
+	Logger       *slog.Logger
+}
+
+// Handler serves /bff/*.
+type Handler struct {
+	sessions *session.Manager
+	oidc     *oidc.Client
+	csrf     *csrf.Checker
+	callback string
+	log      *slog.Logger
+}
+
+// New returns the handler.
+func New(o Options) *Handler {
+	if o.CallbackPath == "" {
+		o.CallbackPath = "/bff/callback"
+	}
+	return &Handler{sessions: o.Sessions, oidc: o.OIDC, csrf: o.CSRF, callback: o.CallbackPath, log: o.Logger}
+}
+
+// Register adds the endpoints to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("GET "+LoginPath, httpx.Handle(h.log, h.login))
+	mux.Handle("GET "+h.callback, httpx.Handle(h.log, h.callbackHandler))
+	mux.Handle("GET "+UserPath, httpx.Handle(h.log, h.user))
+	mux.Handle("GET "+LogoutPath, httpx.Handle(h.log, h.logout))
+}
+
+// attempt is what the login-attempt cookie carries, sealed.
+type attempt struct {
+	State    string    `json:"s"`
+	Nonce    string    `json:"n"`
+	Verifier string    `json:"v"`
+	Return   string    `json:"r"`
+	Prompt   string    `json:"p,omitempty"`
+	Expires  time.Time `json:"e"`
+}
+
+var prompts = []string{"none", "login", "consent", "select_account", "create"}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	ret, ok := LocalPath(q.Get("returnUrl"))
+	if !ok {
+		return httpx.Error{Code: http.StatusBadRequest, Msg: "returnUrl must be a local path"}
+	}
+	prompt := q.Get("prompt")
+	if prompt != "" && !slices.Contains(prompts, prompt) {
+		return httpx.Error{Code: http.StatusBadRequest, Msg: "prompt must be one of none, login, consent, select_account, create"}
+	}
+	a := attempt{
+		State:    random(32),
+		Nonce:    random(32),
+		Verifier: oauth2.GenerateVerifier(),
+		Return:   ret,
+		Prompt:   prompt,
+		Expires:  h.sessions.Now().Add(loginTTL),
+	}
+	to, err := h.oidc.AuthCodeURL(oidc.AuthRequest{State: a.State, Nonce: a.Nonce, Verifier: a.Verifier, Prompt: prompt})
+	if errors.Is(err, oidc.ErrNotReady) {
+		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is not reachable yet; try again shortly", Err: err}
+	}
+	if err != nil {
+		return err
+	}
+	plain, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     loginCookieName(a.State),
+		Value:    base64.RawURLEncoding.EncodeToString(h.sessions.Seal(loginPurpose(a.State), plain)),
+		Path:     "/",
+		MaxAge:   int(loginTTL / time.Second),
+		Secure:   true,
+		HttpOnly: true,
+		// Lax: the cookie must come back on the provider's top-level
+		// cross-site redirect to the callback.
+		SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, to, http.StatusFound)
+	return nil
+}
+
+func loginCookieName(state string) string {
+	return loginCookiePrefix + state[:16]
+}
+
+func loginPurpose(state string) string { return "login:" + state }
+
+// callbackHandler finishes a login. Every failure renders a plain 400 page
+// and creates no session; the attempt's cookie is spent either way.
+func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if len(state) < 16 || len(state) > 128 {
+		return h.failPage(w, r, "the sign-in response has no valid state", nil)
+	}
+	c, err := r.Cookie(loginCookieName(state))
+	if err != nil {
+		return h.failPage(w, r, "this sign-in attempt is unknown or has expired; start again", nil)
+	}
+	clearCookie(w, c.Name, http.SameSiteLaxMode)
+	var a attempt
+	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err == nil {
+		var plain []byte
+		if plain, err = h.sessions.Open(loginPurpose(state), sealed); err == nil {
+			err = json.Unmarshal(plain, &a)
+		}
+	}
+	if err != nil || subtle.ConstantTimeCompare([]byte(a.State), []byte(state)) != 1 {
+		return h.failPage(w, r, "this sign-in attempt is unknown or has expired; start again", err)
+	}
+	if !h.sessions.Now().Before(a.Expires) {
+		return h.failPage(w, r, "this sign-in attempt has expired; start again", nil)
+	}
+	if err := h.oidc.CheckIss(q.Get("iss")); err != nil {
+		return h.failPage(w, r, "the sign-in response did not come from the configured identity provider", err)
+	}
+	if e := q.Get("error"); e != "" {
+		return h.failPage(w, r, "the identity provider refused the sign-in ("+safeCode(e)+")", nil)
+	}
+	code := q.Get("code")
+	if code == "" {
+		return h.failPage(w, r, "the sign-in response has no authorization code", nil)
+	}
+	t, err := h.oidc.Exchange(r.Context(), code, a.Verifier, a.Nonce)
+	if err != nil {
+		return h.failPage(w, r, "the sign-in could not be completed", err)
+	}
+	if old, err := h.sessions.Load(r); err == nil {
+		// A new login always gets a new ticket; the old session ends.
+		_ = h.sessions.Delete(r.Context(), old)
+	}
+	s := &session.Session{
+		Subject:      t.Subject,
+		Issuer:       h.oidc.Issuer(),
+		IdPSessionID: t.SID,
+		SessionState: q.Get("session_state"),
+		LogoutID:     random(16),
+		Claims:       t.Claims,
+		IDToken:      t.IDToken,
+		AccessToken:  t.AccessToken,
+		RefreshToken: t.RefreshToken,
+		TokenType:    t.TokenType,
+		AccessExpiry: t.Expiry,
+		Scopes:       t.Scopes,
+	}
+	if err := h.sessions.Create(r.Context(), w, s); err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	h.log.InfoContext(r.Context(), "login completed", "request_id", httpx.RequestID(r.Context()))
+	return landingPage(w, a.Return)
+}
+
+func (h *Handler) failPage(w http.ResponseWriter, r *http.Request, msg string, err error) error {
+	h.log.InfoContext(r.Context(), "login failed", "request_id", httpx.RequestID(r.Context()), "reason", msg, "error", errString(err))
+	return errorPage(w, http.StatusBadRequest, msg)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// safeCode keeps an OAuth error code printable: letters, digits and _ only.
+func safeCode(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// user answers Duende.BFF's /bff/user: 401 with an empty body unless the
+// request carries the CSRF header and a live session.
+func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
+	unauth := httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "not signed in"}
+	if !h.csrf.OK(r) {
+		return unauth
+	}
+	s, err := h.sessions.Load(r)
+	if errors.Is(err, session.ErrNotFound) {
+		return unauth
+	}
+	if err != nil {
+		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
+	}
+	if r.URL.Query().Get("slide") != "false" {
+		if err := h.sessions.Touch(r.Context(), s); err != nil {
+			return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
+		}
+	}
+	return httpx.JSON(w, http.StatusOK, UserClaims(s, h.sessions.ExpiresAt(s).Sub(h.sessions.Now())))
+}
+
+// Claim is one entry of /bff/user.
+type Claim struct {
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+// protocolClaims are ID token claims that describe the token, not the user;
+// /bff/user leaves them out as ASP.NET's OpenID handler does.
+var protocolClaims = map[string]bool{
+	"iss": true, "aud": true, "exp": true, "iat": true, "nbf": true, "nonce": true,
+	"at_hash": true, "c_hash": true, "s_hash": true, "azp": true, "jti": true,
+}
+
+// UserClaims is /bff/user's body: the user's claims sorted by type (array
+// claims become one entry per value), then bff:logout_url,
+// bff:session_expires_in and bff:session_state.
+func UserClaims(s *session.Session, expiresIn time.Duration) []Claim {
+	keys := make([]string, 0, len(s.Claims))
+	for k := range s.Claims {
+		if !protocolClaims[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	out := make([]Claim, 0, len(keys)+3)
+	for _, k := range keys {
+		if arr, ok := s.Claims[k].([]any); ok {
+			for _, v := range arr {
+				out = append(out, Claim{k, v})
+			}
+			continue
+		}
+		out = append(out, Claim{k, s.Claims[k]})
+	}
+	out = append(out,
+		Claim{"bff:logout_url", LogoutPath + "?sid=" + s.LogoutID},
+		Claim{"bff:session_expires_in", int64(max(expiresIn, 0) / time.Second)})
+	if s.SessionState != "" {
+		out = append(out, Claim{"bff:session_state", s.SessionState})
+	}
+	return out
+}
+
+// logout ends the session, revokes its refresh token and sends the browser
+// to the provider's end-session endpoint. The sid parameter must match the
+// session's logout id, so a cross-site link cannot sign anyone out.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	ret, ok := LocalPath(q.Get("returnUrl"))
+	if !ok {
+		return httpx.Error{Code: http.StatusBadRequest, Msg: "returnUrl must be a local path"}
+	}
+	s, err := h.sessions.Load(r)
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if s == nil {
+		h.sessions.ClearCookie(w)
+		http.Redirect(w, r, ret, http.StatusFound)
+		return nil
+	}
+	if subtle.ConstantTimeCompare([]byte(q.Get("sid")), []byte(s.LogoutID)) != 1 {
+		return httpx.Error{Code: http.StatusBadRequest, Msg: "sid is missing or does not match the session"}
+	}
+	if err := h.sessions.Delete(r.Context(), s); err != nil {
+		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
+	}
+	h.sessions.ClearCookie(w)
+	h.revoke(r.Context(), s)
+	to := h.oidc.EndSessionURL(s.IDToken)
+	if to == "" {
+		to = ret
+	}
+	http.Redirect(w, r, to, http.StatusFound)
+	return nil
+}
+
+// revoke revokes s's refresh token, bounded in time; a failure is logged
+// and never keeps the user signed in.
+func (h *Handler) revoke(ctx context.Context, s *session.Session) {
+	if s.RefreshToken == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := h.oidc.Revoke(ctx, s.RefreshToken, "refresh_token"); err != nil {
+		h.log.WarnContext(ctx, "refresh token revocation failed", "request_id", httpx.RequestID(ctx), "error", err)
+	}
+}
+
+func clearCookie(w http.ResponseWriter, name string, ss http.SameSite) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: ss})
+}
+
+func random(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

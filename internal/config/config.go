@@ -1,0 +1,275 @@
+// Package config reads cloakroom.yaml: ${VAR} and ${VAR:-default} expansion,
+// strict decoding (unknown keys are errors), defaults, and Validate, which
+// lists every problem with its line. Nothing below internal/server imports it.
+//
+// Relative paths (frontend.dir, oidc.client_secret_file,
+// oidc.private_key_file, a file: session store) are relative to the working
+// directory of the process, not to the file.
+package config
+
+import (
+	"encoding/base64"
+	"strings"
+	"time"
+)
+
+// Token modes of an API route (API.Token).
+const (
+	TokenUser         = "user"           // the user's access token; no session → 401
+	TokenClient       = "client"         // the gateway's own client-credentials token
+	TokenUserOrClient = "user_or_client" // the user's if signed in, else the gateway's
+	TokenUserOrNone   = "user_or_none"   // the user's if signed in, else no token
+	TokenNone         = "none"           // never a token
+	TokenExchange     = "exchange"       // the user's token traded for one scoped to the API (RFC 8693)
+)
+
+// Client authentication methods at the token endpoint (OIDC.ClientAuth).
+const (
+	ClientSecretBasic = "client_secret_basic"
+	ClientSecretPost  = "client_secret_post"
+	PrivateKeyJWT     = "private_key_jwt"
+)
+
+// Config is the whole validated file. Durations are parsed once here.
+// A Config made in code should start from Default and be checked with
+// Validate.
+type Config struct {
+	// Listen is the gateway's host:port. Default ":8080".
+	Listen string `yaml:"listen"`
+	// PublicURL is the origin the browser sees (scheme://host[:port], path
+	// empty or "/"). Required; plain http only for localhost, 127.0.0.1, ::1.
+	PublicURL string `yaml:"public_url"`
+	// AdminListen is the host:port of /metrics, /healthz, /readyz and the
+	// session admin API. Default empty: off.
+	AdminListen string `yaml:"admin_listen"`
+	// TrustedProxies are CIDRs or bare IPs whose X-Forwarded-* headers are
+	// believed. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	OIDC       OIDC        `yaml:"oidc"`
+	Session    Session     `yaml:"session"`
+	CSRF       CSRF        `yaml:"csrf"`
+	CORS       CORS        `yaml:"cors"`
+	Frontend   Frontend    `yaml:"frontend"`
+	APIs       []API       `yaml:"apis"`
+	Composites []Composite `yaml:"composites"`
+
+	// meta is what Parse learnt from the file: lines, which values came
+	// from the environment, warnings. Nil for a Config made in code.
+	meta *meta
+}
+
+// OIDC configures the confidential client.
+type OIDC struct {
+	// Issuer is the IdP's issuer; discovery is at Issuer +
+	// "/.well-known/openid-configuration". Required; https, or http for
+	// localhost.
+	Issuer string `yaml:"issuer"`
+	// ClientID is required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the client secret. Exactly one of ClientSecret and
+	// ClientSecretFile is required unless ClientAuth is private_key_jwt.
+	// Load fills it from ClientSecretFile.
+	ClientSecret string `yaml:"client_secret"`
+	// ClientSecretFile names a file holding the secret; Load reads it into
+	// ClientSecret, trailing newlines trimmed.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// ClientAuth is client_secret_basic (default), client_secret_post or
+	// private_key_jwt.
+	ClientAuth string `yaml:"client_auth"`
+	// PrivateKeyFile is the PEM key for private_key_jwt; required with it.
+	PrivateKeyFile string `yaml:"private_key_file"`
+	// Scopes are requested at login and must include openid. Default
+	// [openid, profile, email, offline_access].
+	Scopes []string `yaml:"scopes"`
+	// CallbackPath is the redirect URI's path. Default "/bff/callback".
+	CallbackPath string `yaml:"callback_path"`
+	// PostLogoutPath is where the IdP sends the browser after logout.
+	// Default "/".
+	PostLogoutPath string `yaml:"post_logout_path"`
+	// AuthParams are extra authorization request parameters (audience,
+	// acr_values, ...); the ones the gateway sets itself are refused.
+	// Default none.
+	AuthParams map[string]string `yaml:"auth_params"`
+}
+
+// Session configures cookies, timeouts and the store.
+type Session struct {
+	// Store is memory | cookie | file:PATH | redis://... | rediss://...
+	// Default "file:./cloakroom-sessions.db".
+	Store string `yaml:"store"`
+	// CookieName is the session cookie's name. Default
+	// "__Host-Http-cloakroom".
+	CookieName string `yaml:"cookie_name"`
+	// SameSite is strict (default) or lax.
+	SameSite string `yaml:"same_site"`
+	// IdleTimeout ends a session unused this long (sliding). Default 30m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// AbsoluteTimeout ends every session this long after login, at least
+	// IdleTimeout. Default 12h.
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+	// Keys seal sessions: the first seals, all unseal (rotation). Each is
+	// at least 32 bytes: raw text, or "base64:" and base64 (standard or
+	// URL alphabet, padded or not). At
+	// least one is required; see KeyBytes.
+	Keys []string `yaml:"keys"`
+	// RefreshBefore refreshes an access token this long before it expires.
+	// Default 60s; 0 refreshes only expired tokens.
+	RefreshBefore time.Duration `yaml:"refresh_before"`
+}
+
+// keyPrefix marks a base64-encoded session key.
+const keyPrefix = "base64:"
+
+// KeyBytes returns the decoded Keys in order: a "base64:" key decoded, any
+// other key's own bytes. A key that does not decode gives a nil entry, which
+// Validate reports; never silently a shorter list.
+func (s Session) KeyBytes() [][]byte {
+	out := make([][]byte, len(s.Keys))
+	for i, k := range s.Keys {
+		b, ok := decodeKey(k)
+		if ok {
+			out[i] = b
+		}
+	}
+	return out
+}
+
+func decodeKey(k string) ([]byte, bool) {
+	enc, ok := strings.CutPrefix(k, keyPrefix)
+	if !ok {
+		return []byte(k), true
+	}
+	// Padded standard base64 is what openssl prints; the other alphabets
+	// are taken too, so a key from another tool needs no re-encoding.
+	for _, e := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := e.DecodeString(enc); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+// CSRF names the header every API call and /bff/user must carry.
+// Default {header: X-CSRF, value: "1"}.
+type CSRF struct {
+	Header string `yaml:"header"`
+	Value  string `yaml:"value"`
+}
+
+// CORS lists the extra origins allowed to call with credentials. Default
+// none: same origin only. "*" and "null" are refused.
+type CORS struct {
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Frontend serves the SPA from Dir, or proxies to DevServer; at most one.
+// Default neither: only /bff/ and API routes are served.
+type Frontend struct {
+	// Dir is the built SPA; it must exist when the file is checked.
+	Dir string `yaml:"dir"`
+	// DevServer is an http(s) URL to proxy to while developing.
+	DevServer string `yaml:"dev_server"`
+}
+
+// API is one proxied route.
+type API struct {
+	// Path is the route's prefix, starting and ending with "/", outside
+	// /bff/. Required; the longest prefix wins.
+	Path string `yaml:"path"`
+	// Upstream is the absolute http(s) URL the prefix maps to. Required.
+	Upstream string `yaml:"upstream"`
+	// Token is the token mode, one of the Token* constants. Default "user".
+	Token string `yaml:"token"`
+	// Scopes, Resource (RFC 8707) and Audience shape client and exchange
+	// tokens; ignored, with a warning, for other modes. Exchange needs
+	// Audience or Resource.
+	Scopes   []string `yaml:"scopes"`
+	Resource string   `yaml:"resource"`
+	Audience string   `yaml:"audience"`
+	// Require is the authorization policy; nil admits every caller the
+	// token mode admits.
+	Require *Require `yaml:"require"`
+	// Timeout bounds one upstream call. Default 30s in the file; 0 means
+	// no per-route limit.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Require is an authorization policy; a request that fails it gets 403.
+// Every listed scope is needed; each claim needs one of its listed values.
+type Require struct {
+	Scopes []string            `yaml:"scopes"`
+	Claims map[string][]string `yaml:"claims"`
+}
+
+// Composite is an aggregation endpoint: one GET, several upstream calls.
+type Composite struct {
+	// Path is the exact path answered, starting with "/". Required, unique.
+	Path string `yaml:"path"`
+	// Parts are the upstream calls by name, the keys of the response
+	// object. At least one.
+	Parts map[string]Part `yaml:"parts"`
+	// Profiles shape the response per kind of frontend, chosen by
+	// ?profile= or X-Client-Profile. Default none.
+	Profiles map[string]Profile `yaml:"profiles"`
+}
+
+// Part is one upstream call of a composite.
+type Part struct {
+	// API names an apis[].path; its upstream and token mode are used.
+	API string `yaml:"api"`
+	// Path is appended to the API's upstream; it may hold {claims.X} and
+	// {query.X} templates.
+	Path string `yaml:"path"`
+	// Required parts fail the whole call; others become null.
+	Required bool `yaml:"required"`
+	// Timeout bounds this part; 0 (default) leaves only the composite's
+	// overall deadline.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Profile shapes a composite's response for one kind of frontend by dot
+// paths such as "orders.items.id".
+type Profile struct {
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+}
+
+// Default returns a Config holding every default; the required keys
+// (public_url, oidc.issuer, oidc.client_id, a client secret, session.keys)
+// are still empty.
+func Default() *Config {
+	return &Config{
+		Listen: ":8080",
+		OIDC: OIDC{
+			ClientAuth:     ClientSecretBasic,
+			Scopes:         []string{"openid", "profile", "email", "offline_access"},
+			CallbackPath:   "/bff/callback",
+			PostLogoutPath: "/",
+		},
+		Session: Session{
+			Store:           "file:./cloakroom-sessions.db",
+			CookieName:      "__Host-Http-cloakroom",
+			SameSite:        "strict",
+			IdleTimeout:     30 * time.Minute,
+			AbsoluteTimeout: 12 * time.Hour,
+			RefreshBefore:   60 * time.Second,
+		},
+		CSRF: CSRF{Header: "X-CSRF", Value: "1"},
+	}
+}
+
+// setDefaults fills an apis[] entry before the file's values go over it.
+func (a *API) setDefaults() {
+	a.Token = TokenUser
+	a.Timeout = 30 * time.Second
+}
+
+// Warnings returns what Load or Parse found worth saying that did not make
+// it fail, or nil.
+func (c *Config) Warnings() *Problems {
+	if c.meta == nil || len(c.meta.warnings) == 0 {
+		return nil
+	}
+	return &Problems{File: c.meta.file, List: c.meta.warnings}
+}

@@ -1,0 +1,180 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Problem is one thing wrong with the file. Line is 0 when the key is not in
+// the file (or for the file as a whole); Key is a path such as
+// "session.keys[0]" or "apis[1].upstream". Msg names the fix and never holds
+// a secret or a value that came from the environment. A Warning does not
+// make Load fail.
+type Problem struct {
+	Line    int
+	Key     string
+	Msg     string
+	Warning bool
+}
+
+// Problems is every problem of one file, the error Load and Parse return.
+type Problems struct {
+	File string
+	List []Problem
+}
+
+// Error prints one problem a line, ordered by line, as
+// "FILE:LINE: KEY: MESSAGE"; ":LINE" is left out for line 0, "KEY: " when
+// there is no key, and a warning says "warning: " before its key.
+func (p *Problems) Error() string {
+	list := slices.Clone(p.List)
+	sortProblems(list)
+	var b strings.Builder
+	for i, q := range list {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.File)
+		if q.Line > 0 {
+			fmt.Fprintf(&b, ":%d", q.Line)
+		}
+		b.WriteString(": ")
+		if q.Warning {
+			b.WriteString("warning: ")
+		}
+		if q.Key != "" {
+			b.WriteString(q.Key + ": ")
+		}
+		b.WriteString(q.Msg)
+	}
+	return b.String()
+}
+
+// Load reads the file at path and returns it as Parse does.
+func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Problems{File: path, List: []Problem{{Msg: "cannot read the file: " + fsReason(err)}}}
+	}
+	return Parse(path, data, lookupEnv)
+}
+
+// Parse reads a config file's contents; name is the file's name in
+// problems. It expands references in values (see expand.go), decodes
+// strictly from defaults (Default; a key given as null keeps its default),
+// reads oidc.client_secret_file, and runs Validate. Any problem other than
+// a warning fails it with a *Problems listing them all; warnings alone are
+// kept for Config.Warnings. lookupEnv is usually os.LookupEnv; nil means no
+// variable is set.
+func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	masked, masks := mask(data)
+	cfg := Default()
+	cfg.meta = &meta{file: name, lines: map[string]int{}, fromEnv: map[string]bool{}}
+	fail := func(list []Problem) (*Config, error) {
+		sortProblems(list)
+		return nil, &Problems{File: name, List: list}
+	}
+
+	f, err := parser.ParseBytes(masked, 0)
+	if err != nil {
+		return fail([]Problem{syntaxProblem(err, masks)})
+	}
+	var docs []ast.Node
+	for _, doc := range f.Docs {
+		if doc.Body != nil {
+			docs = append(docs, doc.Body)
+		}
+	}
+	if len(docs) > 1 {
+		return fail([]Problem{{Line: lineOf(docs[1]), Msg: "the file holds more than one YAML document: keep one, without ---"}})
+	}
+
+	d := &decoder{meta: cfg.meta, lookup: lookupEnv, masks: masks, anchors: map[string]ast.Node{}}
+	if len(docs) == 1 {
+		d.collectAnchors(docs[0])
+		d.value("", docs[0], reflect.ValueOf(cfg).Elem())
+	}
+	list := d.problems
+	list = append(list, cfg.readSecretFile()...)
+
+	// A key that did not decode keeps its default or stays empty; what
+	// Validate says about that adds nothing.
+	failed := map[string]bool{}
+	for _, p := range list {
+		failed[p.Key] = true
+	}
+	for _, p := range cfg.Validate() {
+		if !failed[p.Key] {
+			list = append(list, p)
+		}
+	}
+	sortProblems(list)
+	for _, p := range list {
+		if !p.Warning {
+			return fail(list)
+		}
+	}
+	cfg.meta.warnings = list
+	return cfg, nil
+}
+
+// syntaxProblem turns a parse error into a problem at its line.
+func syntaxProblem(err error, masks *masker) Problem {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		p := Problem{Msg: "invalid YAML: " + masks.restore(ye.GetMessage())}
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			p.Line = tk.Position.Line
+		}
+		return p
+	}
+	return Problem{Msg: "invalid YAML: " + masks.restore(err.Error())}
+}
+
+// readSecretFile fills OIDC.ClientSecret from OIDC.ClientSecretFile unless
+// the file also gives a client_secret, which Validate reports.
+func (c *Config) readSecretFile() []Problem {
+	o := &c.OIDC
+	if o.ClientSecretFile == "" || o.ClientSecret != "" {
+		return nil
+	}
+	const key = "oidc.client_secret_file"
+	b, err := os.ReadFile(o.ClientSecretFile)
+	if err != nil {
+		return []Problem{{Line: c.line(key), Key: key, Msg: "cannot read the file: " + fsReason(err)}}
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return []Problem{{Line: c.line(key), Key: key, Msg: "the file is empty: put the client secret in it"}}
+	}
+	o.ClientSecret = s
+	c.meta.secretFromFile = true
+	return nil
+}
+
+// fsReason says why a file could not be used without repeating its name,
+// which may have come from the environment.
+func fsReason(err error) string {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "it does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,499 @@
+// Package oidc is Cloakroom's OpenID Connect confidential client:
+// discovery (retried with backoff until it succeeds), the authorization code
+// flow with PKCE, ID token verification, refresh, revocation (RFC 7009) and
+// RP-initiated logout. It never touches sessions or HTTP handlers.
+//
+// Every call to the provider goes through one http.Client that follows no
+// redirects, has explicit timeouts and reads at most MaxBodyBytes of any
+// response body.
+package oidc
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// MaxBodyBytes bounds every response body read from the provider.
+const MaxBodyBytes = 1 << 20
+
+// ClockSkew is the tolerance for iat and exp checks.
+const ClockSkew = 2 * time.Minute
+
+// ErrNotReady is returned while discovery has not yet succeeded.
+var ErrNotReady = errors.New("identity provider discovery has not succeeded yet")
+
+// allowedAlgs are the only ID token signature algorithms accepted, whatever
+// the provider advertises: never "none", never HMAC (whose key would be the
+// client secret, shared by construction).
+var allowedAlgs = []string{
+	gooidc.RS256, gooidc.RS384, gooidc.RS512,
+	gooidc.ES256, gooidc.ES384, gooidc.ES512,
+	gooidc.PS256, gooidc.PS384, gooidc.PS512,
+	gooidc.EdDSA,
+}
+
+// Options configure a Client.
+type Options struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// ClientAuth is client_secret_basic (default) or client_secret_post.
+	ClientAuth            string
+	RedirectURL           string
+	PostLogoutRedirectURL string
+	Scopes                []string
+	// AuthParams are added to every authorization request.
+	AuthParams map[string]string
+	// HTTPClient defaults to one built by NewHTTPClient.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Client talks to one provider.
+type Client struct {
+	opts Options
+	hc   *http.Client
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu sync.RWMutex
+	d  *discovered // nil until discovery succeeded
+}
+
+type discovered struct {
+	provider      *gooidc.Provider
+	verifier      *gooidc.IDTokenVerifier
+	oauth         *oauth2.Config
+	endSession    string
+	revocation    string
+	issParam      bool
+	authEndpoint  string
+	tokenEndpoint string
+}
+
+// New returns a client; call Discover or Run before use.
+func New(opts Options) *Client {
+	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, now: opts.Now}
+	if c.hc == nil {
+		c.hc = NewHTTPClient(15 * time.Second)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// NewHTTPClient returns a client that follows no redirects, bounds every
+// phase of a call by timeout and every response body by MaxBodyBytes.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{
+		Transport: limitBody{tr},
+		Timeout:   timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+type limitBody struct{ rt http.RoundTripper }
+
+func (l limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.rt.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(resp.Body, MaxBodyBytes), resp.Body}
+	return resp, nil
+}
+
+func (c *Client) ctx(ctx context.Context) context.Context {
+	return context.WithValue(gooidc.ClientContext(ctx, c.hc), oauth2.HTTPClient, c.hc)
+}
+
+// Ready reports whether discovery has succeeded.
+func (c *Client) Ready() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.d != nil
+}
+
+func (c *Client) get() (*discovered, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.d == nil {
+		return nil, ErrNotReady
+	}
+	return c.d, nil
+}
+
+// Discover fetches the provider's metadata once. The discovered issuer must
+// equal Options.Issuer exactly.
+func (c *Client) Discover(ctx context.Context) error {
+	// The key set keeps the context it was made with for later JWKS fetches,
+	// so give it one that outlives this call but keeps our HTTP client.
+	base := c.ctx(context.WithoutCancel(ctx))
+	dctx, cancel := context.WithTimeout(base, 20*time.Second)
+	defer cancel()
+	p, err := gooidc.NewProvider(dctx, c.opts.Issuer)
+	if err != nil {
+		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
+	}
+	var meta struct {
+		EndSession string   `json:"end_session_endpoint"`
+		Revocation string   `json:"revocation_endpoint"`
+		IssParam   bool     `json:"authorization_response_iss_parameter_supported"`
+		Algs       []string `json:"id_token_signing_alg_values_supported"`
+		PKCE       []string `json:"code_challenge_methods_supported"`
+	}
+	if err := p.Claims(&meta); err != nil {
+		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
+	}
+	algs := allowedAlgs
+	if len(meta.Algs) > 0 {
+		algs = nil
+		for _, a := range meta.Algs {
+			if slices.Contains(allowedAlgs, a) {
+				algs = append(algs, a)
+			}
+		}
+		if len(algs) == 0 {
+			return fmt.Errorf("discovery at %q: no acceptable id_token signing algorithm in %q", c.opts.Issuer, meta.Algs)
+		}
+	}
+	if len(meta.PKCE) > 0 && !slices.Contains(meta.PKCE, "S256") {
+		return fmt.Errorf("discovery at %q: provider does not support PKCE S256", c.opts.Issuer)
+	}
+	ep := p.Endpoint()
+	ep.AuthStyle = oauth2.AuthStyleInHeader
+	if c.opts.ClientAuth == "client_secret_post" {
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	d := &discovered{
+		provider: p,
+		verifier: p.VerifierContext(base, &gooidc.Config{
+			ClientID:             c.opts.ClientID,
+			SupportedSigningAlgs: algs,
+			Now:                  c.now,
+		}),
+		oauth: &oauth2.Config{
+			ClientID:     c.opts.ClientID,
+			ClientSecret: c.opts.ClientSecret,
+			Endpoint:     ep,
+			RedirectURL:  c.opts.RedirectURL,
+			Scopes:       c.opts.Scopes,
+		},
+		endSession:    meta.EndSession,
+		revocation:    meta.Revocation,
+		issParam:      meta.IssParam,
+		authEndpoint:  ep.AuthURL,
+		tokenEndpoint: ep.TokenURL,
+	}
+	c.mu.Lock()
+	c.d = d
+	c.mu.Unlock()
+	return nil
+}
+
+// Run retries discovery with exponential backoff (1s doubling to 1m) until
+// it succeeds or ctx ends. It never gives up: a provider that is down at
+// start must not keep the gateway from starting.
+func (c *Client) Run(ctx context.Context) {
+	backoff := time.Second
+	for {
+		err := c.Discover(ctx)
+		if err == nil {
+			c.log.Info("identity provider discovered", "issuer", c.opts.Issuer)
+			return
+		}
+		c.log.Warn("identity provider discovery failed; retrying", "issuer", c.opts.Issuer, "error", err, "retry_in", backoff.String())
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+// AuthRequest is one login attempt's secrets.
+type AuthRequest struct {
+	State, Nonce, Verifier string
+	Prompt                 string
+}
+
+// AuthCodeURL is where the browser goes to sign in.
+func (c *Client) AuthCodeURL(a AuthRequest) (string, error) {
+	d, err := c.get()
+	if err != nil {
+		return "", err
+	}
+	opts := []oauth2.AuthCodeOption{
+		gooidc.Nonce(a.Nonce),
+		oauth2.S256ChallengeOption(a.Verifier),
+	}
+	for k, v := range c.opts.AuthParams {
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	if a.Prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", a.Prompt))
+	}
+	return d.oauth.AuthCodeURL(a.State, opts...), nil
+}
+
+// CheckIss applies RFC 9207: when the provider advertises the iss response
+// parameter it must be present and equal the issuer; when it does not but
+// one was sent anyway, it must still match.
+func (c *Client) CheckIss(iss string) error {
+	d, err := c.get()
+	if err != nil {
+		return err
+	}
+	if iss == "" {
+		if d.issParam {
+			return errors.New("missing iss parameter")
+		}
+		return nil
+	}
+	if subtle.ConstantTimeCompare([]byte(iss), []byte(c.opts.Issuer)) != 1 {
+		return fmt.Errorf("iss parameter %q does not match the issuer", iss)
+	}
+	return nil
+}
+
+// Tokens is the result of a code exchange or a refresh.
+type Tokens struct {
+	IDToken      string
+	AccessToken  string
+	RefreshToken string
+	TokenType    string
+	Expiry       time.Time // zero when the provider said nothing
+	Scopes       []string
+	// From the verified ID token.
+	Subject string
+	SID     string
+	Claims  map[string]any
+}
+
+// GrantError is an OAuth error answer from the token endpoint.
+type GrantError struct {
+	Code string // e.g. "invalid_grant"
+	HTTP int
+}
+
+func (e *GrantError) Error() string {
+	return fmt.Sprintf("token endpoint answered %d %s", e.HTTP, e.Code)
+}
+
+// IsInvalidGrant reports whether err says the grant (code or refresh token)
+// is dead for good, as opposed to a transient failure.
+func IsInvalidGrant(err error) bool {
+	var g *GrantError
+	return errors.As(err, &g) && (g.Code == "invalid_grant" || g.Code == "unauthorized_client")
+}
+
+func grantErr(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		code := re.ErrorCode
+		if code == "" {
+			code = "http_" + fmt.Sprint(re.Response.StatusCode)
+		}
+		// The provider's body may echo what we sent: log the code only.
+		return &GrantError{Code: code, HTTP: re.Response.StatusCode}
+	}
+	return err
+}
+
+// Exchange trades an authorization code for tokens and verifies the ID
+// token, including its nonce.
+func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*Tokens, error) {
+	d, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := d.oauth.Exchange(c.ctx(ctx), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, fmt.Errorf("code exchange: %w", grantErr(err))
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, errors.New("code exchange: no id_token in the token response")
+	}
+	t, err := c.verifyIDToken(ctx, d, raw, nonce, "")
+	if err != nil {
+		return nil, err
+	}
+	fill(t, tok)
+	return t, nil
+}
+
+// Refresh uses a refresh token. A response without a new refresh token
+// keeps the old one; a new ID token must name subject.
+func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, params map[string]string) (*Tokens, error) {
+	d, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	for k, val := range params {
+		v.Set(k, val)
+	}
+	tok, err := c.postToken(ctx, d, v)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	t := &Tokens{Subject: subject}
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		t, err = c.verifyIDToken(ctx, d, raw, "", subject)
+		if err != nil {
+			return nil, fmt.Errorf("refresh: %w", err)
+		}
+	}
+	fill(t, tok)
+	if t.RefreshToken == "" {
+		t.RefreshToken = refreshToken
+	}
+	return t, nil
+}
+
+func fill(t *Tokens, tok *oauth2.Token) {
+	t.AccessToken = tok.AccessToken
+	t.RefreshToken = tok.RefreshToken
+	t.TokenType = tok.TokenType
+	if t.TokenType == "" {
+		t.TokenType = "Bearer"
+	}
+	t.Expiry = tok.Expiry
+	if s, _ := tok.Extra("scope").(string); s != "" {
+		t.Scopes = strings.Fields(s)
+	}
+}
+
+func (c *Client) verifyIDToken(ctx context.Context, d *discovered, raw, nonce, subject string) (*Tokens, error) {
+	idt, err := d.verifier.Verify(c.ctx(ctx), raw)
+	if err != nil {
+		return nil, fmt.Errorf("id token: %w", err)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return nil, fmt.Errorf("id token claims: %w", err)
+	}
+	now := c.now()
+	if idt.Subject == "" {
+		return nil, errors.New("id token: no sub")
+	}
+	if subject != "" && idt.Subject != subject {
+		return nil, errors.New("id token: subject changed on refresh")
+	}
+	if _, ok := claims["iat"]; !ok || idt.IssuedAt.IsZero() {
+		return nil, errors.New("id token: no iat")
+	}
+	if idt.IssuedAt.After(now.Add(ClockSkew)) {
+		return nil, errors.New("id token: issued in the future")
+	}
+	if nonce != "" {
+		if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
+			return nil, errors.New("id token: nonce mismatch")
+		}
+	}
+	if azp, ok := claims["azp"]; ok {
+		if s, _ := azp.(string); s != c.opts.ClientID {
+			return nil, errors.New("id token: azp is not our client id")
+		}
+	} else if len(idt.Audience) > 1 {
+		return nil, errors.New("id token: several audiences and no azp")
+	}
+	sid, _ := claims["sid"].(string)
+	return &Tokens{IDToken: raw, Subject: idt.Subject, SID: sid, Claims: claims}, nil
+}
+
+// Revoke revokes token at the provider's revocation endpoint (RFC 7009).
+// Providers without one make this a no-op.
+func (c *Client) Revoke(ctx context.Context, token, hint string) error {
+	d, err := c.get()
+	if err != nil {
+		return err
+	}
+	if d.revocation == "" || token == "" {
+		return nil
+	}
+	v := url.Values{"token": {token}}
+	if hint != "" {
+		v.Set("token_type_hint", hint)
+	}
+	resp, err := c.post(ctx, d.revocation, v)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revoke: provider answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// HasRevocation reports whether the provider has a revocation endpoint.
+func (c *Client) HasRevocation() bool {
+	d, err := c.get()
+	return err == nil && d.revocation != ""
+}
+
+// EndSessionURL is the provider's RP-initiated logout URL with
+// id_token_hint and post_logout_redirect_uri, or "" when the provider has
+// no end_session_endpoint.
+func (c *Client) EndSessionURL(idTokenHint string) string {
+	d, err := c.get()
+	if err != nil || d.endSession == "" {
+		return ""
+	}
+	u, err := url.Parse(d.endSession)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	if idTokenHint != "" {
+		q.Set("id_token_hint", idTokenHint)
+	}
+	q.Set("client_id", c.opts.ClientID)
+	if c.opts.PostLogoutRedirectURL != "" {
+		q.Set("post_logout_redirect_uri", c.opts.PostLogoutRedirectURL)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Issuer is the configured issuer.
+func (c *Client) Issuer() string { return c.opts.Issuer }

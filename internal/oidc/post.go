@@ -1,0 +1,75 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// post sends a form to the provider with client authentication.
+func (c *Client) post(ctx context.Context, endpoint string, v url.Values) (*http.Response, error) {
+	if c.opts.ClientAuth == "client_secret_post" {
+		v.Set("client_id", c.opts.ClientID)
+		v.Set("client_secret", c.opts.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(v.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if c.opts.ClientAuth != "client_secret_post" {
+		req.SetBasicAuth(url.QueryEscape(c.opts.ClientID), url.QueryEscape(c.opts.ClientSecret))
+	}
+	return c.hc.Do(req)
+}
+
+// postToken is a token request for grants x/oauth2 cannot express.
+func (c *Client) postToken(ctx context.Context, d *discovered, v url.Values) (*oauth2.Token, error) {
+	resp, err := c.post(ctx, d.tokenEndpoint, v)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var tr struct {
+		AccessToken  string      `json:"access_token"`
+		TokenType    string      `json:"token_type"`
+		RefreshToken string      `json:"refresh_token"`
+		ExpiresIn    json.Number `json:"expires_in"`
+		IDToken      string      `json:"id_token"`
+		Scope        string      `json:"scope"`
+		Error        string      `json:"error"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil {
+		if resp.StatusCode != http.StatusOK {
+			return nil, &GrantError{Code: fmt.Sprintf("http_%d", resp.StatusCode), HTTP: resp.StatusCode}
+		}
+		return nil, fmt.Errorf("token response is not JSON")
+	}
+	if resp.StatusCode != http.StatusOK || tr.Error != "" {
+		code := tr.Error
+		if code == "" {
+			code = fmt.Sprintf("http_%d", resp.StatusCode)
+		}
+		return nil, &GrantError{Code: code, HTTP: resp.StatusCode}
+	}
+	if tr.AccessToken == "" {
+		return nil, fmt.Errorf("token response has no access_token")
+	}
+	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, RefreshToken: tr.RefreshToken}
+	if n, err := tr.ExpiresIn.Int64(); err == nil && n > 0 {
+		tok.Expiry = c.now().Add(time.Duration(n) * time.Second)
+	}
+	return tok.WithExtra(map[string]any{"id_token": tr.IDToken, "scope": tr.Scope}), nil
+}

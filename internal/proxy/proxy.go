@@ -1,0 +1,217 @@
+// Package proxy forwards API calls to upstream services: one
+// httputil.ReverseProxy per route, the browser's cookie and CSRF header out,
+// the right bearer token in. It knows nothing of sessions or OAuth; it gets
+// tokens through the one-method Bearer interface.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cloakroom/cloakroom/internal/httpx"
+)
+
+// Bearer supplies the access token for a request. "" with a nil error
+// forwards the request without one; an httpx.Error is sent as it is (401
+// when no token can be had), and the upstream is not called.
+type Bearer interface {
+	Token(r *http.Request) (string, error)
+}
+
+// Route is one API route: requests under Prefix go to Upstream with the
+// prefix replaced by Upstream's path.
+type Route struct {
+	Prefix   string // starts and ends with "/"
+	Upstream *url.URL
+	Bearer   Bearer
+	// Timeout bounds the wait for the upstream's response headers (not the
+	// body, so streams may run long); default 30s.
+	Timeout time.Duration
+}
+
+// Options are shared by every route.
+type Options struct {
+	// PublicURL is the origin the browser sees; X-Forwarded-Host/Proto come
+	// from it and WebSocket upgrades must come from it.
+	PublicURL *url.URL
+	// CSRFHeader is removed before forwarding.
+	CSRFHeader string
+	// SessionCookie: upstream Set-Cookie headers for it are dropped.
+	SessionCookie string
+	// TrustedProxies may send X-Forwarded-For that is kept.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+}
+
+// New returns the handler for route rt.
+func New(rt Route, o Options) http.Handler {
+	if rt.Timeout <= 0 {
+		rt.Timeout = 30 * time.Second
+	}
+	h := &handler{rt: rt, o: o, log: o.Logger}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      NewTransport(rt.Timeout),
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.proxyError,
+		BufferPool:     bufferPool{},
+		// SSE and unknown-length bodies are flushed at once by
+		// ReverseProxy itself; others are buffered briefly.
+		FlushInterval: 100 * time.Millisecond,
+	}
+	return h
+}
+
+// NewTransport returns the upstream transport: explicit dial, TLS and
+// response-header timeouts, idle connections kept for reuse.
+func NewTransport(responseHeader time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: responseHeader,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   128,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+type handler struct {
+	rt  Route
+	o   Options
+	rp  *httputil.ReverseProxy
+	log *slog.Logger
+}
+
+type bearerKey struct{}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := checkPath(r.URL); err != nil {
+		httpx.WriteError(w, r, h.log, httpx.Error{Code: http.StatusBadRequest, Msg: err.Error()})
+		return
+	}
+	tok, err := h.rt.Bearer.Token(r)
+	if err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), bearerKey{}, tok))
+	h.rp.ServeHTTP(w, r)
+}
+
+// checkPath refuses paths that could leave the route's base once an
+// upstream decodes them: dot segments (also when percent-encoded, since
+// r.URL.Path is already decoded) and encoded slashes or backslashes.
+func checkPath(u *url.URL) error {
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return errors.New("path must not contain dot segments")
+		}
+	}
+	if strings.Contains(u.Path, "\\") {
+		return errors.New("path must not contain a backslash")
+	}
+	lower := strings.ToLower(u.RawPath)
+	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
+		return errors.New("path must not contain encoded slashes")
+	}
+	return nil
+}
+
+func (h *handler) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	// Strip the route prefix, then join onto the upstream's base path.
+	out.URL.Path = strings.TrimPrefix(in.URL.Path, h.rt.Prefix)
+	out.URL.RawPath = ""
+	if in.URL.RawPath != "" {
+		out.URL.RawPath = strings.TrimPrefix(in.URL.RawPath, h.rt.Prefix)
+	}
+	pr.SetURL(h.rt.Upstream)
+
+	hd := out.Header
+	hd.Del("Cookie")
+	hd.Del(h.o.CSRFHeader)
+	hd.Del("Authorization")
+	if tok, _ := in.Context().Value(bearerKey{}).(string); tok != "" {
+		hd.Set("Authorization", "Bearer "+tok)
+	}
+	if h.trusted(in.RemoteAddr) {
+		hd["X-Forwarded-For"] = in.Header["X-Forwarded-For"]
+	}
+	pr.SetXForwarded()
+	hd.Set("X-Forwarded-Host", h.o.PublicURL.Host)
+	hd.Set("X-Forwarded-Proto", h.o.PublicURL.Scheme)
+	if id := httpx.RequestID(in.Context()); id != "" {
+		hd.Set("X-Request-Id", id)
+	}
+}
+
+func (h *handler) trusted(remote string) bool {
+	if len(h.o.TrustedProxies) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range h.o.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *handler) modifyResponse(resp *http.Response) error {
+	hd := resp.Header
+	if cs := hd.Values("Set-Cookie"); len(cs) > 0 {
+		hd.Del("Set-Cookie")
+		for _, c := range cs {
+			name, _, _ := strings.Cut(c, "=")
+			name = strings.TrimSpace(name)
+			if name == h.o.SessionCookie || strings.HasPrefix(name, h.o.SessionCookie+".") || strings.HasPrefix(name, "__Host-cloakroom") {
+				continue
+			}
+			hd.Add("Set-Cookie", c)
+		}
+	}
+	for k := range hd {
+		if strings.HasPrefix(k, "Access-Control-") {
+			hd.Del(k)
+		}
+	}
+	hd.Set("X-Content-Type-Options", "nosniff")
+	return nil
+}
+
+// proxyError maps upstream failures: timeout 504, client gone 499 (nothing
+// written), else 502.
+func (h *handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		h.log.InfoContext(r.Context(), "client went away", "request_id", httpx.RequestID(r.Context()), "path", r.URL.Path)
+		w.WriteHeader(499)
+		return
+	}
+	code, msg := http.StatusBadGateway, "the upstream service is unavailable"
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		code, msg = http.StatusGatewayTimeout, "the upstream service did not answer in time"
+	}
+	httpx.WriteError(w, r, h.log, httpx.Error{Code: code, Msg: msg, Err: fmt.Errorf("upstream %s: %w", h.rt.Upstream.Host, err)})
+}

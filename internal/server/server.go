@@ -1,0 +1,242 @@
+// Package server is the only place that wires Cloakroom together: it
+// builds every component from a validated config, orders the middleware
+// chain, and owns the http.Server and its shutdown.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloakroom/cloakroom/internal/bff"
+	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/csrf"
+	"github.com/cloakroom/cloakroom/internal/httpx"
+	"github.com/cloakroom/cloakroom/internal/oidc"
+	"github.com/cloakroom/cloakroom/internal/proxy"
+	"github.com/cloakroom/cloakroom/internal/session"
+	"github.com/cloakroom/cloakroom/internal/session/memstore"
+	"github.com/cloakroom/cloakroom/internal/spa"
+	"github.com/cloakroom/cloakroom/internal/tokens"
+)
+
+// Options are what a config file cannot say.
+type Options struct {
+	Logger *slog.Logger
+	// Listener, when set, is used instead of listening on cfg.Listen.
+	Listener net.Listener
+	// Frontend, when set, replaces frontend.dir (the demo's embedded SPA).
+	Frontend fs.FS
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// HTTPClient for the identity provider; default oidc.NewHTTPClient.
+	HTTPClient *http.Client
+}
+
+// Server is a built gateway.
+type Server struct {
+	Handler http.Handler
+	OIDC    *oidc.Client
+	store   session.Store
+	log     *slog.Logger
+}
+
+// New builds the gateway from cfg. It starts nothing.
+func New(cfg *config.Config, o Options) (*Server, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pub, err := url.Parse(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("public_url: %w", err)
+	}
+	pub.Path = ""
+	store, err := openStore(cfg.Session.Store, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	sameSite := http.SameSiteStrictMode
+	if strings.EqualFold(cfg.Session.SameSite, "lax") {
+		sameSite = http.SameSiteLaxMode
+	}
+	sessions, err := session.NewManager(session.Options{
+		Store:           store,
+		Keys:            cfg.Session.KeyBytes(),
+		CookieName:      cfg.Session.CookieName,
+		SameSite:        sameSite,
+		IdleTimeout:     cfg.Session.IdleTimeout,
+		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
+		Now:             o.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	postLogout := cfg.OIDC.PostLogoutPath
+	if postLogout == "" {
+		postLogout = "/"
+	}
+	oc := oidc.New(oidc.Options{
+		Issuer:                cfg.OIDC.Issuer,
+		ClientID:              cfg.OIDC.ClientID,
+		ClientSecret:          cfg.OIDC.ClientSecret,
+		ClientAuth:            cfg.OIDC.ClientAuth,
+		RedirectURL:           pub.String() + cfg.OIDC.CallbackPath,
+		PostLogoutRedirectURL: pub.String() + postLogout,
+		Scopes:                cfg.OIDC.Scopes,
+		AuthParams:            cfg.OIDC.AuthParams,
+		HTTPClient:            o.HTTPClient,
+		Logger:                log,
+		Now:                   o.Now,
+	})
+	check := csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
+	mux := http.NewServeMux()
+	bff.New(bff.Options{
+		Sessions: sessions, OIDC: oc, CSRF: check,
+		CallbackPath: cfg.OIDC.CallbackPath, Logger: log,
+	}).Register(mux)
+
+	var trusted []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, err2 := netip.ParseAddr(p)
+			if err2 != nil {
+				return nil, fmt.Errorf("trusted_proxies: %w", err)
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		trusted = append(trusted, pfx)
+	}
+	src := tokens.New(sessions, oc, log)
+	popts := proxy.Options{
+		PublicURL:      pub,
+		CSRFHeader:     check.Header(),
+		SessionCookie:  sessions.CookieName(),
+		TrustedProxies: trusted,
+		Logger:         log,
+	}
+	var apiPrefixes []string
+	for _, a := range cfg.APIs {
+		up, err := url.Parse(a.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("apis %q: upstream: %w", a.Path, err)
+		}
+		bearer, err := src.Route(tokens.RouteOptions{Mode: tokens.Mode(a.Token), Scopes: a.Scopes, Resource: a.Resource, Audience: a.Audience})
+		if err != nil {
+			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
+		}
+		h := proxy.New(proxy.Route{Prefix: a.Path, Upstream: up, Bearer: bearer, Timeout: a.Timeout}, popts)
+		mux.Handle(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, h))
+		apiPrefixes = append(apiPrefixes, a.Path)
+	}
+
+	switch {
+	case o.Frontend != nil:
+		mux.Handle("/", spa.NewFiles(o.Frontend, apiPrefixes...))
+	case cfg.Frontend.DevServer != "":
+		u, err := url.Parse(cfg.Frontend.DevServer)
+		if err != nil {
+			return nil, fmt.Errorf("frontend.dev_server: %w", err)
+		}
+		mux.Handle("/", spa.DevServer(u))
+	case cfg.Frontend.Dir != "":
+		mux.Handle("/", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...))
+	}
+
+	var h http.Handler = mux
+	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
+	h = hostGuard(pub.Host, h)
+	h = requestID(h)
+	return &Server{Handler: h, OIDC: oc, store: store, log: log}, nil
+}
+
+func openStore(spec string, now func() time.Time) (session.Store, error) {
+	switch {
+	case spec == "memory":
+		return memstore.New(now), nil
+	case strings.HasPrefix(spec, "file:"), strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"), spec == "cookie":
+		return nil, fmt.Errorf("session.store: %q is not available in this build; set session.store: memory", spec)
+	default:
+		return nil, fmt.Errorf("session.store: unknown store %q", spec)
+	}
+}
+
+// hostGuard refuses requests for any host but the public one, so a DNS
+// rebinding page cannot talk to the gateway under its own name.
+func hostGuard(host string, next http.Handler) http.Handler {
+	allowed := []string{strings.ToLower(host)}
+	if h, p, err := net.SplitHostPort(host); err == nil && p == "" {
+		allowed = append(allowed, h)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(allowed, strings.ToLower(r.Host)) {
+			httpx.Problem(w, http.StatusMisdirectedRequest, "unknown host")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 8)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(httpx.WithRequestID(r.Context(), id)))
+	})
+}
+
+// Run serves until ctx ends, then drains in-flight requests for up to 30s.
+// Discovery runs in the background: a provider that is down at start does
+// not stop the gateway; /bff/login answers 503 until it is found.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	s, err := New(cfg, o)
+	if err != nil {
+		return err
+	}
+	defer s.store.Close()
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.OIDC.Run(ctx)
+	srv := &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("cloakroom listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Store Store
+	// Keys: the first seals, all open (rotation). Each at least MinKeyLen bytes.
+	Keys [][]byte
+	// CookieName defaults to "__Host-Http-cloakroom".
+	CookieName string
+	// SameSite defaults to Strict.
+	SameSite http.SameSite
+	// IdleTimeout (sliding) defaults to 30m, AbsoluteTimeout to 12h.
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// DefaultCookieName carries the prefix RFC 10017 recommends: browsers that
+// know it insist the cookie was set over HTTP (not by script); older
+// browsers apply the __Host- rules (Secure, Path=/, no Domain).
+const DefaultCookieName = "__Host-Http-cloakroom"
+
+// Manager turns cookies into sessions and back.
+type Manager struct {
+	store    Store
+	seal     *sealer
+	cookie   string
+	sameSite http.SameSite
+	idle     time.Duration
+	absolute time.Duration
+	now      func() time.Time
+}
+
+// NewManager checks opts and derives the keys once.
+func NewManager(opts Options) (*Manager, error) {
+	if opts.Store == nil {
+		return nil, errors.New("session: no store")
+	}
+	s, err := newSealer(opts.Keys)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		store:    opts.Store,
+		seal:     s,
+		cookie:   opts.CookieName,
+		sameSite: opts.SameSite,
+		idle:     opts.IdleTimeout,
+		absolute: opts.AbsoluteTimeout,
+		now:      opts.Now,
+	}
+	if m.cookie == "" {
+		m.cookie = DefaultCookieName
+	}
+	if m.sameSite == 0 || m.sameSite == http.SameSiteDefaultMode {
+		m.sameSite = http.SameSiteStrictMode
+	}
+	if m.idle <= 0 {
+		m.idle = 30 * time.Minute
+	}
+	if m.absolute <= 0 {
+		m.absolute = 12 * time.Hour
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	return m, nil
+}
+
+// CookieName is the session cookie's name.
+func (m *Manager) CookieName() string { return m.cookie }
+
+// Now is the manager's clock.
+func (m *Manager) Now() time.Time { return m.now() }
+
+// Ticket returns the request's session id, or "" when it carries none that
+// could be one.
+func (m *Manager) Ticket(r *http.Request) string {
+	c, err := r.Cookie(m.cookie)
+	if err != nil || !validID(c.Value) {
+		return ""
+	}
+	return c.Value
+}
+
+// Load returns the request's live session, or ErrNotFound. It does not
+// slide the idle timeout; call Touch for that.
+func (m *Manager) Load(r *http.Request) (*Session, error) {
+	id := m.Ticket(r)
+	if id == "" {
+		return nil, ErrNotFound
+	}
+	return m.Get(r.Context(), id)
+}
+
+// Get returns the live session with ticket id, or ErrNotFound.
+func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
+	for i := range m.seal.keys {
+		key := m.seal.lookup(i, "s:", id)
+		b, err := m.store.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("session store: %w", err)
+		}
+		plain, err := m.seal.open(i, b, []byte(key))
+		if err != nil {
+			// Tampered or sealed under a removed key: treat as absent.
+			return nil, ErrNotFound
+		}
+		s := new(Session)
+		if err := json.Unmarshal(plain, s); err != nil {
+			return nil, ErrNotFound
+		}
+		s.ID = id
+		if !m.live(s) {
+			_ = m.store.Delete(ctx, key)
+			return nil, ErrNotFound
+		}
+		if i != 0 {
+			// Sealed under an older key: re-seal under the current one.
+			if err := m.Save(ctx, s); err == nil {
+				_ = m.store.Delete(ctx, key)
+			}
+		}
+		return s, nil
+	}
+	return nil, ErrNotFound
+}
+
+func (m *Manager) live(s *Session) bool {
+	now := m.now()
+	return now.Before(s.Expires) && now.Before(s.LastSeen.Add(m.idle))
+}
+
+// ExpiresAt is when s ends if it sees no more use.
+func (m *Manager) ExpiresAt(s *Session) time.Time {
+	idle := s.LastSeen.Add(m.idle)
+	if idle.Before(s.Expires) {
+		return idle
+	}
+	return s.Expires
+}
+
+// Touch slides the idle timeout. To keep the store out of most requests'
+// path it writes only when a twentieth of the idle timeout has passed since
+// the last write; the session can therefore end up to that much early.
+func (m *Manager) Touch(ctx context.Context, s *Session) error {
+	now := m.now()
+	if now.Sub(s.LastSeen) < m.idle/20 {
+		return nil
+	}
+	s.LastSeen = now
+	return m.Save(ctx, s)
+}
+
+// Save writes s under its ticket id.
+func (m *Manager) Save(ctx context.Context, s *Session) error {
+	if s.ID == "" {
+		return errors.New("session: save without id")
+	}
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	key := m.seal.lookup(0, "s:", s.ID)
+	ttl := m.ExpiresAt(s).Sub(m.now())
+	if ttl <= 0 {
+		return ErrNotFound
+	}
+	var tags []string
+	if s.Subject != "" {
+		tags = append(tags, m.SubjectTag(s.Subject))
+	}
+	if s.IdPSessionID != "" {
+		tags = append(tags, m.SIDTag(s.IdPSessionID))
+	}
+	if err := m.store.Set(ctx, key, m.seal.seal(plain, []byte(key)), ttl, tags...); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	return nil
+}
+
+// SubjectTag is the store tag of every session of subject sub.
+func (m *Manager) SubjectTag(sub string) string { return m.seal.lookup(0, "sub:", sub) }
+
+// SIDTag is the store tag of every session with IdP session id sid.
+func (m *Manager) SIDTag(sid string) string { return m.seal.lookup(0, "sid:", sid) }
+
+// Create stores s under a fresh ticket id (a new id on every login, never
+// reused, so a planted ticket cannot be fixated) and sets the cookie.
+func (m *Manager) Create(ctx context.Context, w http.ResponseWriter, s *Session) error {
+	now := m.now()
+	s.ID = newID()
+	s.Created, s.LastSeen = now, now
+	s.Expires = now.Add(m.absolute)
+	if err := m.Save(ctx, s); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     m.cookie,
+		Value:    s.ID,
+		Path:     "/",
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: m.sameSite,
+		// A session cookie (no Max-Age): the server's timeouts rule, and
+		// closing the browser drops the ticket.
+	})
+	return nil
+}
+
+// Delete removes s from the store.
+func (m *Manager) Delete(ctx context.Context, s *Session) error {
+	for i := range m.seal.keys {
+		if err := m.store.Delete(ctx, m.seal.lookup(i, "s:", s.ID)); err != nil {
+			return fmt.Errorf("session store: %w", err)
+		}
+	}
+	return nil
+}
+
+// ClearCookie expires the session cookie in the browser.
+func (m *Manager) ClearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: m.cookie, Value: "", Path: "/", MaxAge: -1,
+		Secure: true, HttpOnly: true, SameSite: m.sameSite,
+	})
+}
+
+// Seal and Open protect small values the browser carries for the server
+// (the login-attempt cookie), bound to purpose.
+func (m *Manager) Seal(purpose string, plain []byte) []byte {
+	return m.seal.seal(plain, []byte(purpose))
+}
+
+// Open reverses Seal with any configured key.
+func (m *Manager) Open(purpose string, sealed []byte) ([]byte, error) {
+	return m.seal.openAny(sealed, []byte(purpose))
+}

@@ -1,0 +1,117 @@
+package session
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// MinKeyLen is the shortest session key accepted.
+const MinKeyLen = 32
+
+const sealVersion = 1
+
+// sealer seals with the first key and opens with any. Each configured key
+// yields two independent subkeys through HKDF: one for AES-256-GCM and one
+// for HMAC-SHA256, which maps ticket ids and tags to store keys.
+type sealer struct {
+	keys []sealKey
+}
+
+type sealKey struct {
+	aead cipher.AEAD
+	mac  []byte
+}
+
+func newSealer(keys [][]byte) (*sealer, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("session: no keys")
+	}
+	s := &sealer{}
+	for i, k := range keys {
+		if len(k) < MinKeyLen {
+			return nil, fmt.Errorf("session: key %d is %d bytes, need at least %d", i, len(k), MinKeyLen)
+		}
+		ek, err := hkdf.Key(sha256.New, k, nil, "cloakroom session seal v1", 32)
+		if err != nil {
+			return nil, err
+		}
+		mk, err := hkdf.Key(sha256.New, k, nil, "cloakroom session lookup v1", 32)
+		if err != nil {
+			return nil, err
+		}
+		block, err := aes.NewCipher(ek)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		s.keys = append(s.keys, sealKey{aead: aead, mac: mk})
+	}
+	return s, nil
+}
+
+// lookup maps a ticket id (or a tag) to a store key under key i.
+func (s *sealer) lookup(i int, prefix, v string) string {
+	m := hmac.New(sha256.New, s.keys[i].mac)
+	m.Write([]byte(prefix))
+	m.Write([]byte{0})
+	m.Write([]byte(v))
+	return prefix + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// seal encrypts plain with the first key; aad binds it to its store key.
+func (s *sealer) seal(plain, aad []byte) []byte {
+	k := s.keys[0].aead
+	out := make([]byte, 1, 1+k.NonceSize()+len(plain)+k.Overhead())
+	out[0] = sealVersion
+	nonce := make([]byte, k.NonceSize())
+	rand.Read(nonce)
+	out = append(out, nonce...)
+	return k.Seal(out, nonce, plain, aad)
+}
+
+// open decrypts with key i.
+func (s *sealer) open(i int, sealed, aad []byte) ([]byte, error) {
+	k := s.keys[i].aead
+	if len(sealed) < 1+k.NonceSize()+k.Overhead() || sealed[0] != sealVersion {
+		return nil, errors.New("session: malformed sealed value")
+	}
+	nonce := sealed[1 : 1+k.NonceSize()]
+	return k.Open(nil, nonce, sealed[1+k.NonceSize():], aad)
+}
+
+// openAny tries every key, for values that carry no key hint (cookies).
+func (s *sealer) openAny(sealed, aad []byte) ([]byte, error) {
+	for i := range s.keys {
+		if p, err := s.open(i, sealed, aad); err == nil {
+			return p, nil
+		}
+	}
+	return nil, errors.New("session: cannot open sealed value")
+}
+
+// newID returns a fresh 256-bit random ticket id, base64url encoded.
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// validID reports whether v looks like a ticket id, so garbage never reaches
+// the store.
+func validID(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}

@@ -1,0 +1,61 @@
+// Package session keeps signed-in users' state on the server. The browser
+// holds only an opaque ticket: a 256-bit random id in an HttpOnly cookie. The
+// Store holds the session sealed with AES-256-GCM under the configured keys,
+// at a key derived from the id with a keyed hash, so a dump of the store can
+// neither be read nor replayed as cookies.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when there is no live session.
+var ErrNotFound = errors.New("session not found")
+
+// Session is one signed-in user. Tokens never leave the server.
+type Session struct {
+	// ID is the cookie's ticket. It is not part of the sealed data.
+	ID string `json:"-"`
+
+	Subject      string `json:"sub"`
+	Issuer       string `json:"iss"`
+	IdPSessionID string `json:"sid,omitempty"`
+	SessionState string `json:"session_state,omitempty"`
+	// LogoutID is the value of /bff/logout's sid parameter: random, so a
+	// cross-site page cannot sign the user out, and never the ticket.
+	LogoutID string         `json:"logout_id"`
+	Claims   map[string]any `json:"claims"`
+
+	IDToken      string    `json:"id_token,omitempty"`
+	AccessToken  string    `json:"access_token,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	TokenType    string    `json:"token_type,omitempty"`
+	AccessExpiry time.Time `json:"access_expiry,omitzero"`
+	Scopes       []string  `json:"scopes,omitempty"`
+
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen"`
+	// Expires is the absolute end; the idle end is LastSeen + idle timeout.
+	Expires time.Time `json:"expires"`
+}
+
+// Store keeps sealed session blobs; it knows nothing about HTTP. Keys and
+// tags are opaque strings chosen by the Manager.
+type Store interface {
+	Get(ctx context.Context, key string) ([]byte, error) // ErrNotFound
+	Set(ctx context.Context, key string, v []byte, ttl time.Duration, tags ...string) error
+	Delete(ctx context.Context, key string) error
+	// Tagged lists the keys of the live entries set with tag.
+	Tagged(ctx context.Context, tag string) ([]string, error)
+	// DeleteTagged deletes every entry set with tag.
+	DeleteTagged(ctx context.Context, tag string) error
+	Close() error
+}
+
+// Locker serialises work on one key, across every process sharing the
+// store. The lock expires after ttl even if unlock is never called.
+type Locker interface {
+	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
+}
