@@ -271,6 +271,7 @@ func TestCallbackErrors(t *testing.T) {
 	if r := b.get(e.g.URL+"/bff/user", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a session exists after failed callbacks: %d", r.StatusCode)
 	}
+	assertNoSecrets(t, e.g.Logs.String(), code, "web-secret")
 
 	// Missing code and provider errors, each with a fresh attempt.
 	for _, tc := range []struct {
@@ -321,6 +322,12 @@ func TestLogout(t *testing.T) {
 	if r := b.get(e.g.URL+"/bff/user", "X-CSRF", "1"); r.StatusCode != http.StatusOK {
 		t.Fatalf("a refused logout ended the session: %d", r.StatusCode)
 	}
+	ticket := ""
+	for _, c := range b.jar.Cookies(mustURL(e.g.URL)) {
+		if c.Name == "__Host-Http-cloakroom" {
+			ticket = c.Value
+		}
+	}
 	before := e.idp.Stats().Revocations
 	r := b.get(e.g.URL + logoutURL)
 	to := location(t, r)
@@ -337,6 +344,23 @@ func TestLogout(t *testing.T) {
 	back := location(t, b.get(to.String()))
 	if back.String() != e.g.URL+"/" {
 		t.Errorf("provider sent the browser to %s", back)
+	}
+	assertNoSecrets(t, e.g.Logs.String(), append(e.idp.IssuedTokens(), ticket, "web-secret")...)
+}
+
+// assertNoSecrets fails when any secret appears in logs.
+func assertNoSecrets(t *testing.T, logs string, secrets ...string) {
+	t.Helper()
+	if logs == "" {
+		t.Fatal("no logs captured")
+	}
+	for i, s := range secrets {
+		if s == "" {
+			t.Fatalf("secret %d is empty", i)
+		}
+		if strings.Contains(logs, s) {
+			t.Errorf("secret %d of %d appears in the logs", i, len(secrets))
+		}
 	}
 }
 
@@ -389,5 +413,41 @@ func TestSlideFalse(t *testing.T) {
 	e.g.Clock.Advance(11 * time.Minute)
 	if r := b.get(e.g.URL+"/bff/user?slide=false", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("slide=false extended the session: %d", r.StatusCode)
+	}
+}
+
+// TestProviderDownAtStart: the gateway starts without its provider, answers
+// /bff/login with 503 until discovery succeeds, then works.
+func TestProviderDownAtStart(t *testing.T) {
+	ln, public := listenLocal(t)
+	p, srv := demoProvider(t, public, nil)
+	p.SetDown(true)
+	g := runGateway(t, ln, baseConfig(public, srv.URL, "web", "web-secret"), serverOptions())
+	b := newBrowser(t)
+	r := b.get(g.URL + "/bff/login")
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("provider down: got %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+	if len(r.Cookies()) != 0 {
+		t.Errorf("cookies set while down: %v", r.Cookies())
+	}
+	if r := b.get(g.URL+"/bff/user", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/bff/user while down: %d", r.StatusCode)
+	}
+	p.SetDown(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := b.get(g.URL + "/bff/login")
+		if r.StatusCode == http.StatusFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d after the provider came back; logs:\n%s", r.StatusCode, g.Logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e := &env{g: g, idp: p}
+	if r := e.login(t, newBrowser(t), "alice"); r.StatusCode != http.StatusOK {
+		t.Errorf("login after recovery: %d", r.StatusCode)
 	}
 }

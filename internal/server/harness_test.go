@@ -123,8 +123,8 @@ func baseConfig(public, issuer, clientID, secret string) *config.Config {
 	return cfg
 }
 
-// startGateway runs server.Run with cfg on ln until the test ends.
-func startGateway(t *testing.T, ln net.Listener, cfg *config.Config, opts server.Options) *gateway {
+// runGateway runs server.Run with cfg on ln until the test ends.
+func runGateway(t *testing.T, ln net.Listener, cfg *config.Config, opts server.Options) *gateway {
 	t.Helper()
 	g := &gateway{URL: cfg.PublicURL, Clock: &clock{}, Logs: &syncBuffer{}, cfg: cfg}
 	if opts.Now == nil {
@@ -141,7 +141,14 @@ func startGateway(t *testing.T, ln net.Listener, cfg *config.Config, opts server
 			t.Errorf("server.Run: %v", err)
 		}
 	})
-	// Wait until discovery succeeded so tests start from a ready gateway.
+	return g
+}
+
+// startGateway runs the gateway and waits until discovery succeeded, so
+// tests start from a ready gateway.
+func startGateway(t *testing.T, ln net.Listener, cfg *config.Config, opts server.Options) *gateway {
+	t.Helper()
+	g := runGateway(t, ln, cfg, opts)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := noRedirect(nil).Get(g.URL + "/bff/login")

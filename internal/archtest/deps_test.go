@@ -1,0 +1,85 @@
+package archtest
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cloakroom/cloakroom/"
+
+// allowed lists, for each package, the project packages its non-test files
+// may import. A package missing here fails the test: new packages decide
+// their place in the graph explicitly.
+var allowed = map[string][]string{
+	"cmd/cloakroom":               {"internal/config", "internal/server", "internal/demo"},
+	"internal/archtest":           {},
+	"internal/httpx":              {},
+	"internal/config":             {},
+	"internal/session":            {},
+	"internal/session/memstore":   {"internal/session"},
+	"internal/oidc":               {},
+	"internal/tokens":             {"internal/session", "internal/oidc", "internal/httpx"},
+	"internal/bff":                {"internal/session", "internal/oidc", "internal/httpx", "internal/csrf"},
+	"internal/csrf":               {"internal/httpx"},
+	"internal/proxy":              {"internal/httpx"},
+	"internal/spa":                {},
+	"internal/demo":               {"internal/demo/idp"},
+	"internal/demo/idp":           {},
+	"internal/oidctest/zitadelop": {},
+	"internal/server": {
+		"internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
+		"internal/proxy", "internal/session", "internal/session/memstore", "internal/spa", "internal/tokens",
+	},
+}
+
+func TestDependencies(t *testing.T) {
+	root := filepath.Join("..", "..")
+	seen := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		pkg := filepath.ToSlash(rel)
+		seen[pkg] = true
+		ok, known := allowed[pkg]
+		if !known {
+			t.Errorf("package %s is not in the dependency table", pkg)
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if dep, ok2 := strings.CutPrefix(p, module); ok2 && !slices.Contains(ok, dep) {
+				t.Errorf("%s imports %s, which the dependency table forbids", path, dep)
+			}
+			if pkg != "internal/server" && pkg != "cmd/cloakroom" && p == module+"internal/config" {
+				t.Errorf("%s imports config; only server and cmd may", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pkg := range allowed {
+		if !seen[pkg] {
+			t.Errorf("dependency table names %s, which has no Go files", pkg)
+		}
+	}
+}
