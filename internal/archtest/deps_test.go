@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"internal/session/memstore":   {"internal/session"},
 	"internal/oidc":               {},
 	"internal/tokens":             {"internal/session", "internal/oidc", "internal/httpx"},
-	"internal/bff":                {"internal/session", "internal/oidc", "internal/httpx", "internal/csrf"},
+	"internal/bff":                {"internal/session", "internal/oidc", "internal/httpx", "internal/csrf", "internal/tokens"},
 	"internal/csrf":               {"internal/httpx"},
 	"internal/proxy":              {"internal/httpx"},
 	"internal/spa":                {},

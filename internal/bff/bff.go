@@ -21,6 +21,7 @@ import (
 	"github.com/cloakroom/cloakroom/internal/httpx"
 	"github.com/cloakroom/cloakroom/internal/oidc"
 	"github.com/cloakroom/cloakroom/internal/session"
+	"github.com/cloakroom/cloakroom/internal/tokens"
 	"golang.org/x/oauth2"
 )
 
@@ -188,14 +189,8 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 		IdPSessionID: t.SID,
 		SessionState: q.Get("session_state"),
 		LogoutID:     random(16),
-		Claims:       t.Claims,
-		IDToken:      t.IDToken,
-		AccessToken:  t.AccessToken,
-		RefreshToken: t.RefreshToken,
-		TokenType:    t.TokenType,
-		AccessExpiry: t.Expiry,
-		Scopes:       t.Scopes,
 	}
+	tokens.Apply(s, t, h.sessions.Now())
 	if err := h.sessions.Create(r.Context(), w, s); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}

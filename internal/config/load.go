@@ -87,7 +87,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		return nil, &Problems{File: name, List: list}
 	}
 
-	f, err := parser.ParseBytes(masked, 0)
+	f, err := parseYAML(masked)
 	if err != nil {
 		return fail([]Problem{syntaxProblem(err, masks)})
 	}
@@ -110,13 +110,10 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	list = append(list, cfg.readSecretFile()...)
 
 	// A key that did not decode keeps its default or stays empty; what
-	// Validate says about that adds nothing.
-	failed := map[string]bool{}
-	for _, p := range list {
-		failed[p.Key] = true
-	}
+	// Validate says about it, or below it, adds nothing.
+	failed := list
 	for _, p := range cfg.Validate() {
-		if !failed[p.Key] {
+		if !slices.ContainsFunc(failed, func(f Problem) bool { return under(p.Key, f.Key) }) {
 			list = append(list, p)
 		}
 	}
@@ -128,6 +125,26 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	}
 	cfg.meta.warnings = list
 	return cfg, nil
+}
+
+// under reports whether key is parent or below it.
+func under(key, parent string) bool {
+	if parent == "" || key == parent {
+		return true
+	}
+	rest, ok := strings.CutPrefix(key, parent)
+	return ok && (rest[0] == '.' || rest[0] == '[')
+}
+
+// parseYAML parses data; a panic in the parser is turned into an error, so
+// that a hostile file is reported, not a crash.
+func parseYAML(data []byte) (f *ast.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, fmt.Errorf("the parser failed: %v", r)
+		}
+	}()
+	return parser.ParseBytes(data, 0)
 }
 
 // syntaxProblem turns a parse error into a problem at its line.

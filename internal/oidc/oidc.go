@@ -24,6 +24,8 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
 )
 
@@ -298,8 +300,10 @@ type Tokens struct {
 	AccessToken  string
 	RefreshToken string
 	TokenType    string
-	Expiry       time.Time // zero when the provider said nothing
-	Scopes       []string
+	// Expiry of the access token: from expires_in, else from the token's
+	// own exp when it is a JWT, else zero.
+	Expiry time.Time
+	Scopes []string
 	// From the verified ID token.
 	Subject string
 	SID     string
@@ -361,15 +365,13 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 
 // Refresh uses a refresh token. A response without a new refresh token
 // keeps the old one; a new ID token must name subject.
-func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, params map[string]string) (*Tokens, error) {
+func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p TokenParams) (*Tokens, error) {
 	d, err := c.get()
 	if err != nil {
 		return nil, err
 	}
 	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
-	for k, val := range params {
-		v.Set(k, val)
-	}
+	p.set(v)
 	tok, err := c.postToken(ctx, d, v)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
@@ -396,6 +398,9 @@ func fill(t *Tokens, tok *oauth2.Token) {
 		t.TokenType = "Bearer"
 	}
 	t.Expiry = tok.Expiry
+	if t.Expiry.IsZero() {
+		t.Expiry = jwtExpiry(tok.AccessToken)
+	}
 	if s, _ := tok.Extra("scope").(string); s != "" {
 		t.Scopes = strings.Fields(s)
 	}
@@ -497,3 +502,92 @@ func (c *Client) EndSessionURL(idTokenHint string) string {
 
 // Issuer is the configured issuer.
 func (c *Client) Issuer() string { return c.opts.Issuer }
+
+// TokenParams narrow a token to an API: RFC 8707 resource, an audience
+// (RFC 8693 and providers such as Auth0) and scopes.
+type TokenParams struct {
+	Scopes   []string
+	Resource string
+	Audience string
+}
+
+func (p TokenParams) set(v url.Values) {
+	if len(p.Scopes) > 0 {
+		v.Set("scope", strings.Join(p.Scopes, " "))
+	}
+	if p.Resource != "" {
+		v.Set("resource", p.Resource)
+	}
+	if p.Audience != "" {
+		v.Set("audience", p.Audience)
+	}
+}
+
+// ClientCredentials gets a token for Cloakroom itself (RFC 6749 §4.4).
+func (c *Client) ClientCredentials(ctx context.Context, p TokenParams) (*Tokens, error) {
+	d, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	v := url.Values{"grant_type": {"client_credentials"}}
+	p.set(v)
+	tok, err := c.postToken(ctx, d, v)
+	if err != nil {
+		return nil, fmt.Errorf("client credentials: %w", err)
+	}
+	t := &Tokens{}
+	fill(t, tok)
+	return t, nil
+}
+
+// Token types and grant of RFC 8693.
+const (
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	TokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
+	tokenExchangeParamType = "subject_token_type"
+)
+
+// ExchangeToken trades subjectToken (a user's access token) for one scoped
+// to another API (RFC 8693).
+func (c *Client) ExchangeToken(ctx context.Context, subjectToken string, p TokenParams) (*Tokens, error) {
+	d, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	v := url.Values{
+		"grant_type":           {GrantTokenExchange},
+		"subject_token":        {subjectToken},
+		tokenExchangeParamType: {TokenTypeAccessToken},
+		"requested_token_type": {TokenTypeAccessToken},
+	}
+	p.set(v)
+	tok, err := c.postToken(ctx, d, v)
+	if err != nil {
+		return nil, fmt.Errorf("token exchange: %w", err)
+	}
+	t := &Tokens{}
+	fill(t, tok)
+	return t, nil
+}
+
+// jwtExpiry reads exp from an access token that is a JWT, without trusting
+// it: the value only schedules our refresh; the API verifies the token.
+func jwtExpiry(tok string) time.Time {
+	if strings.Count(tok, ".") != 2 {
+		return time.Time{}
+	}
+	parsed, err := jwt.ParseSigned(tok, allAlgs)
+	if err != nil {
+		return time.Time{}
+	}
+	var claims jwt.Claims
+	if err := parsed.UnsafeClaimsWithoutVerification(&claims); err != nil || claims.Expiry == nil {
+		return time.Time{}
+	}
+	return claims.Expiry.Time()
+}
+
+var allAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.ES512,
+	jose.PS256, jose.PS384, jose.PS512, jose.EdDSA, jose.HS256, jose.HS384, jose.HS512,
+}

@@ -72,6 +72,19 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if strings.EqualFold(cfg.Session.SameSite, "lax") {
 		sameSite = http.SameSiteLaxMode
 	}
+	var oc *oidc.Client
+	revoke := func(s *session.Session) {
+		if s.RefreshToken == "" || oc == nil {
+			return
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := oc.Revoke(ctx, s.RefreshToken, "refresh_token"); err != nil {
+				log.Warn("refresh token revocation failed", "error", err)
+			}
+		}()
+	}
 	sessions, err := session.NewManager(session.Options{
 		Store:           store,
 		Keys:            cfg.Session.KeyBytes(),
@@ -80,6 +93,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		IdleTimeout:     cfg.Session.IdleTimeout,
 		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
 		Now:             o.Now,
+		OnExpire:        revoke,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)
@@ -88,7 +102,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if postLogout == "" {
 		postLogout = "/"
 	}
-	oc := oidc.New(oidc.Options{
+	oc = oidc.New(oidc.Options{
 		Issuer:                cfg.OIDC.Issuer,
 		ClientID:              cfg.OIDC.ClientID,
 		ClientSecret:          cfg.OIDC.ClientSecret,
@@ -120,7 +134,19 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		}
 		trusted = append(trusted, pfx)
 	}
-	src := tokens.New(sessions, oc, log)
+	locker, ok := store.(session.Locker)
+	if !ok {
+		locker = memstore.New(o.Now)
+	}
+	src := tokens.New(tokens.Options{
+		Sessions:      sessions,
+		OIDC:          oc,
+		Locker:        locker,
+		RefreshBefore: cfg.Session.RefreshBefore,
+		RefreshParams: oidc.TokenParams{Resource: cfg.OIDC.AuthParams["resource"], Audience: cfg.OIDC.AuthParams["audience"]},
+		Logger:        log,
+		Now:           o.Now,
+	})
 	popts := proxy.Options{
 		PublicURL:      pub,
 		CSRFHeader:     check.Header(),

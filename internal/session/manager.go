@@ -23,7 +23,14 @@ type Options struct {
 	AbsoluteTimeout time.Duration
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// OnExpire, when set, is called with each session found past its idle
+	// or absolute timeout, before it is deleted (to revoke its tokens).
+	// Sessions a store expires by itself, unread, are not reported.
+	OnExpire func(*Session)
 }
+
+// expiredGrace is how long a store keeps a session past its end.
+const expiredGrace = time.Hour
 
 // DefaultCookieName carries the prefix RFC 10017 recommends: browsers that
 // know it insist the cookie was set over HTTP (not by script); older
@@ -39,6 +46,7 @@ type Manager struct {
 	idle     time.Duration
 	absolute time.Duration
 	now      func() time.Time
+	onExpire func(*Session)
 }
 
 // NewManager checks opts and derives the keys once.
@@ -58,6 +66,7 @@ func NewManager(opts Options) (*Manager, error) {
 		idle:     opts.IdleTimeout,
 		absolute: opts.AbsoluteTimeout,
 		now:      opts.Now,
+		onExpire: opts.OnExpire,
 	}
 	if m.cookie == "" {
 		m.cookie = DefaultCookieName
@@ -125,6 +134,9 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 		}
 		s.ID = id
 		if !m.live(s) {
+			if m.onExpire != nil {
+				m.onExpire(s)
+			}
 			_ = m.store.Delete(ctx, key)
 			return nil, ErrNotFound
 		}
@@ -179,6 +191,10 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 	if ttl <= 0 {
 		return ErrNotFound
 	}
+	// The store keeps an ended session a little longer, so the next request
+	// that presents it finds it ended (and OnExpire can revoke its tokens)
+	// instead of finding nothing. It is never served once ended.
+	ttl += expiredGrace
 	var tags []string
 	if s.Subject != "" {
 		tags = append(tags, m.SubjectTag(s.Subject))
@@ -191,6 +207,9 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 	}
 	return nil
 }
+
+// LockKey is the Locker key that serialises token work on session id.
+func (m *Manager) LockKey(id string) string { return m.seal.lookup(0, "lock:", id) }
 
 // SubjectTag is the store tag of every session of subject sub.
 func (m *Manager) SubjectTag(sub string) string { return m.seal.lookup(0, "sub:", sub) }

@@ -33,7 +33,10 @@ type Session struct {
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	TokenType    string    `json:"token_type,omitempty"`
 	AccessExpiry time.Time `json:"access_expiry,omitzero"`
-	Scopes       []string  `json:"scopes,omitempty"`
+	// AccessObtained is when the access token was issued to us; with
+	// AccessExpiry it gives the token's lifetime.
+	AccessObtained time.Time `json:"access_obtained,omitzero"`
+	Scopes         []string  `json:"scopes,omitempty"`
 
 	Created  time.Time `json:"created"`
 	LastSeen time.Time `json:"last_seen"`

@@ -1,16 +1,43 @@
-// Package tokens finds the access token to attach to an API call: the
-// user's from the session, or none.
+// Package tokens finds the access token to attach to an API call, and keeps
+// it fresh without ever racing:
+//
+//   - user: the session's access token, refreshed with its refresh token
+//     when it expires within RefreshBefore. Concurrent requests of one
+//     session share one refresh: in this process through a single-flight
+//     group, across processes through the store's Locker. Under the lock
+//     the session is re-read and the expiry re-checked, so a refresh some
+//     other holder just finished is used, not repeated. The refresh runs
+//     under a timeout shorter than the lock's TTL, so a lock can never
+//     expire under a refresh still in flight.
+//   - client: a client-credentials token for the gateway itself, cached per
+//     scopes/resource/audience until shortly before it expires.
+//   - exchange: the user's token traded (RFC 8693) for one scoped to the
+//     route, cached per user token and route until it expires.
+//   - user_or_client, user_or_none, none: as named.
+//
+// A refresh token the provider rejects (invalid_grant) ends the session:
+// the request gets 401 and so does /bff/user afterwards. A provider that is
+// down or slow is not a dead token: the request gets 503, the session
+// stays, and the session's next refresh waits a growing backoff (1s to 30s)
+// while its current token, if still valid, keeps being used.
 package tokens
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/cloakroom/cloakroom/internal/httpx"
 	"github.com/cloakroom/cloakroom/internal/oidc"
 	"github.com/cloakroom/cloakroom/internal/session"
+	"golang.org/x/sync/singleflight"
 )
 
 // Mode says which token a route forwards.
@@ -26,21 +53,99 @@ const (
 	Exchange     Mode = "exchange"
 )
 
-// Source hands out tokens for sessions.
-type Source struct {
-	sessions *session.Manager
-	oidc     *oidc.Client
-	log      *slog.Logger
+// Defaults of Options.
+const (
+	DefaultRefreshBefore  = 60 * time.Second
+	DefaultRefreshTimeout = 10 * time.Second
+	// DefaultLifetime is assumed for an access token whose expiry neither
+	// expires_in nor a JWT exp tells.
+	DefaultLifetime = 5 * time.Minute
+)
+
+// Options configure a Source.
+type Options struct {
+	Sessions *session.Manager
+	OIDC     *oidc.Client
+	// Locker serialises refreshes of one session across every process
+	// sharing the store.
+	Locker session.Locker
+	// RefreshBefore: refresh when the token expires within this; capped at
+	// half the token's lifetime, so short-lived tokens never loop.
+	RefreshBefore time.Duration
+	// RefreshTimeout bounds one call to the provider; the lock's TTL is
+	// three times as long.
+	RefreshTimeout time.Duration
+	// RefreshParams go with every user refresh (e.g. an RFC 8707 resource).
+	RefreshParams oidc.TokenParams
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
+// Source hands out tokens.
+type Source struct {
+	sessions      *session.Manager
+	oidc          *oidc.Client
+	locker        session.Locker
+	refreshBefore time.Duration
+	timeout       time.Duration
+	params        oidc.TokenParams
+	log           *slog.Logger
+	now           func() time.Time
+
+	flight singleflight.Group
+
+	mu      sync.Mutex
+	backoff map[string]backoff   // session lock key → next allowed refresh
+	cache   map[string]cachedTok // client and exchanged tokens
+}
+
+type backoff struct {
+	until time.Time
+	step  time.Duration
+}
+
+type cachedTok struct {
+	token    string
+	expiry   time.Time
+	obtained time.Time
+}
+
+// maxCache bounds the client/exchange token cache and the backoff table.
+const maxCache = 100_000
+
 // New returns a Source.
-func New(sessions *session.Manager, client *oidc.Client, log *slog.Logger) *Source {
-	return &Source{sessions: sessions, oidc: client, log: log}
+func New(o Options) *Source {
+	s := &Source{
+		sessions:      o.Sessions,
+		oidc:          o.OIDC,
+		locker:        o.Locker,
+		refreshBefore: o.RefreshBefore,
+		timeout:       o.RefreshTimeout,
+		params:        o.RefreshParams,
+		log:           o.Logger,
+		now:           o.Now,
+		backoff:       make(map[string]backoff),
+		cache:         make(map[string]cachedTok),
+	}
+	if s.refreshBefore <= 0 {
+		s.refreshBefore = DefaultRefreshBefore
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultRefreshTimeout
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
 }
 
 // RouteOptions describe one route's token needs.
 type RouteOptions struct {
-	Mode     Mode
+	Mode Mode
+	// Scopes, Resource and Audience narrow client and exchanged tokens.
 	Scopes   []string
 	Resource string
 	Audience string
@@ -48,42 +153,318 @@ type RouteOptions struct {
 
 // Route is the token source of one API route; it satisfies proxy.Bearer.
 type Route struct {
-	src  *Source
-	opts RouteOptions
+	src    *Source
+	mode   Mode
+	params oidc.TokenParams
+	key    string // cache key part for client/exchange tokens
 }
 
 // Route returns the source for one route.
 func (s *Source) Route(o RouteOptions) (*Route, error) {
 	switch o.Mode {
-	case User, UserOrNone, None:
+	case User, UserOrNone, None, Client, UserOrClient:
+	case Exchange:
+		if o.Audience == "" && o.Resource == "" {
+			return nil, errors.New("token mode exchange needs an audience or a resource")
+		}
 	default:
-		return nil, fmt.Errorf("token mode %q is not supported", o.Mode)
+		return nil, fmt.Errorf("unknown token mode %q", o.Mode)
 	}
-	return &Route{src: s, opts: o}, nil
+	p := oidc.TokenParams{Scopes: o.Scopes, Resource: o.Resource, Audience: o.Audience}
+	return &Route{src: s, mode: o.Mode, params: p, key: strings.Join(o.Scopes, " ") + "|" + o.Resource + "|" + o.Audience}, nil
 }
 
-var errUnauthorized = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "no session"}
+var (
+	errUnauthorized = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "no session"}
+	errNoToken      = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "no token could be obtained"}
+)
+
+func storeDown(err error) error {
+	return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
+}
+
+func providerDown(err error) error {
+	return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is unavailable; try again shortly", Err: err}
+}
 
 // Token implements proxy.Bearer.
 func (rt *Route) Token(r *http.Request) (string, error) {
-	if rt.opts.Mode == None {
+	switch rt.mode {
+	case None:
 		return "", nil
+	case Client:
+		return rt.src.clientToken(r.Context(), rt)
 	}
 	s, err := rt.src.sessions.Load(r)
 	if errors.Is(err, session.ErrNotFound) {
-		if rt.opts.Mode == UserOrNone {
+		switch rt.mode {
+		case UserOrNone:
 			return "", nil
+		case UserOrClient:
+			return rt.src.clientToken(r.Context(), rt)
 		}
 		return "", errUnauthorized
 	}
 	if err != nil {
-		return "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
+		return "", storeDown(err)
 	}
 	if err := rt.src.sessions.Touch(r.Context(), s); err != nil {
-		return "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
+		return "", storeDown(err)
 	}
-	if s.AccessToken == "" {
+	tok, err := rt.src.UserToken(r.Context(), s)
+	if err != nil || rt.mode != Exchange {
+		return tok, err
+	}
+	return rt.src.exchange(r.Context(), rt, tok)
+}
+
+// due reports whether a token should be refreshed now.
+func (s *Source) due(expiry, obtained, now time.Time) bool {
+	if expiry.IsZero() {
+		return false
+	}
+	before := s.refreshBefore
+	if !obtained.IsZero() {
+		if half := expiry.Sub(obtained) / 2; before > half {
+			before = half
+		}
+	}
+	return !now.Before(expiry.Add(-before))
+}
+
+// UserToken returns a valid access token for sess, refreshing it first when
+// it is due. The caller's ctx bounds only its own wait.
+func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, error) {
+	now := s.now()
+	if !s.due(sess.AccessExpiry, sess.AccessObtained, now) {
+		return sess.AccessToken, nil
+	}
+	valid := sess.AccessToken != "" && now.Before(sess.AccessExpiry)
+	if sess.RefreshToken == "" {
+		if valid {
+			return sess.AccessToken, nil
+		}
+		return "", errNoToken
+	}
+	lockKey := s.sessions.LockKey(sess.ID)
+	if s.backingOff(lockKey, now) {
+		if valid {
+			return sess.AccessToken, nil
+		}
+		return "", providerDown(errors.New("refresh backing off after a provider failure"))
+	}
+	ch := s.flight.DoChan(lockKey, func() (any, error) {
+		return s.refresh(sess.ID, lockKey)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			if valid && isTransient(res.Err) {
+				return sess.AccessToken, nil
+			}
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	case <-ctx.Done():
+		return "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "gave up waiting for a token refresh", Err: ctx.Err()}
+	}
+}
+
+func isTransient(err error) bool {
+	var he httpx.Error
+	return errors.As(err, &he) && he.Code == http.StatusServiceUnavailable
+}
+
+// refresh runs once per session at a time in this process (single flight)
+// and, through the Locker, across processes. It is detached from any one
+// request: waiters come and go with their own contexts.
+func (s *Source) refresh(id, lockKey string) (string, error) {
+	lockTTL := 3 * s.timeout
+	ctx, cancel := context.WithTimeout(context.Background(), lockTTL)
+	defer cancel()
+	unlock, err := s.locker.Lock(ctx, lockKey, lockTTL)
+	if err != nil {
+		return "", providerDown(fmt.Errorf("refresh lock: %w", err))
+	}
+	defer unlock()
+
+	// Another holder may have refreshed while we waited for the lock.
+	sess, err := s.sessions.Get(ctx, id)
+	if errors.Is(err, session.ErrNotFound) {
 		return "", errUnauthorized
 	}
-	return s.AccessToken, nil
+	if err != nil {
+		return "", storeDown(err)
+	}
+	if !s.due(sess.AccessExpiry, sess.AccessObtained, s.now()) {
+		return sess.AccessToken, nil
+	}
+	rctx, rcancel := context.WithTimeout(ctx, s.timeout)
+	defer rcancel()
+	t, err := s.oidc.Refresh(rctx, sess.RefreshToken, sess.Subject, s.params)
+	if oidc.IsInvalidGrant(err) {
+		s.log.Info("refresh token rejected; session ended", "error", err)
+		if derr := s.sessions.Delete(ctx, sess); derr != nil {
+			return "", storeDown(derr)
+		}
+		return "", errUnauthorized
+	}
+	if err != nil {
+		s.fail(lockKey)
+		s.log.Warn("token refresh failed; will retry", "error", err)
+		return "", providerDown(err)
+	}
+	s.succeed(lockKey)
+	Apply(sess, t, s.now())
+	if err := s.sessions.Save(ctx, sess); err != nil {
+		return "", storeDown(err)
+	}
+	return sess.AccessToken, nil
+}
+
+// Apply copies fresh tokens into sess. A response without a refresh token
+// keeps the old one; one without an ID token keeps the old ID token and
+// claims. An unknown expiry counts as DefaultLifetime.
+func Apply(sess *session.Session, t *oidc.Tokens, now time.Time) {
+	sess.AccessToken = t.AccessToken
+	sess.TokenType = t.TokenType
+	sess.AccessObtained = now
+	sess.AccessExpiry = t.Expiry
+	if sess.AccessExpiry.IsZero() {
+		sess.AccessExpiry = now.Add(DefaultLifetime)
+	}
+	if t.RefreshToken != "" {
+		sess.RefreshToken = t.RefreshToken
+	}
+	if t.IDToken != "" {
+		sess.IDToken = t.IDToken
+		sess.Claims = t.Claims
+		if t.SID != "" {
+			sess.IdPSessionID = t.SID
+		}
+	}
+	if len(t.Scopes) > 0 {
+		sess.Scopes = t.Scopes
+	}
+}
+
+func (s *Source) backingOff(key string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.backoff[key]
+	return ok && now.Before(b.until)
+}
+
+func (s *Source) fail(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.backoff[key]
+	b.step = min(max(2*b.step, time.Second), 30*time.Second)
+	b.until = s.now().Add(b.step)
+	if len(s.backoff) >= maxCache {
+		s.pruneLocked()
+	}
+	s.backoff[key] = b
+}
+
+func (s *Source) succeed(key string) {
+	s.mu.Lock()
+	delete(s.backoff, key)
+	s.mu.Unlock()
+}
+
+// pruneLocked drops expired backoffs and cached tokens; if the tables are
+// still full it empties them (tokens are re-fetched on demand).
+func (s *Source) pruneLocked() {
+	now := s.now()
+	for k, b := range s.backoff {
+		if !now.Before(b.until) {
+			delete(s.backoff, k)
+		}
+	}
+	for k, c := range s.cache {
+		if !now.Before(c.expiry) {
+			delete(s.cache, k)
+		}
+	}
+	if len(s.backoff) >= maxCache {
+		clear(s.backoff)
+	}
+	if len(s.cache) >= maxCache {
+		clear(s.cache)
+	}
+}
+
+// cached returns a cached token that is not yet due.
+func (s *Source) cached(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cache[key]
+	if !ok || s.due(c.expiry, c.obtained, s.now()) {
+		return "", false
+	}
+	return c.token, true
+}
+
+func (s *Source) store(key string, t *oidc.Tokens) {
+	now := s.now()
+	exp := t.Expiry
+	if exp.IsZero() {
+		exp = now.Add(DefaultLifetime)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= maxCache {
+		s.pruneLocked()
+	}
+	s.cache[key] = cachedTok{token: t.AccessToken, expiry: exp, obtained: now}
+}
+
+// fetch gets a token through the single-flight group: one call to the
+// provider per key at a time; waiters leave with their own ctx.
+func (s *Source) fetch(ctx context.Context, key string, get func(context.Context) (*oidc.Tokens, error)) (string, error) {
+	if tok, ok := s.cached(key); ok {
+		return tok, nil
+	}
+	ch := s.flight.DoChan(key, func() (any, error) {
+		if tok, ok := s.cached(key); ok {
+			return tok, nil
+		}
+		fctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		t, err := get(fctx)
+		if err != nil {
+			var g *oidc.GrantError
+			if errors.As(err, &g) && g.HTTP < 500 {
+				return "", httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "token request refused", Err: err}
+			}
+			return "", providerDown(err)
+		}
+		s.store(key, t)
+		return t.AccessToken, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	case <-ctx.Done():
+		return "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "gave up waiting for a token", Err: ctx.Err()}
+	}
+}
+
+func (s *Source) clientToken(ctx context.Context, rt *Route) (string, error) {
+	return s.fetch(ctx, "client|"+rt.key, func(ctx context.Context) (*oidc.Tokens, error) {
+		return s.oidc.ClientCredentials(ctx, rt.params)
+	})
+}
+
+// exchange trades the user's token; the cache key holds a hash of it, so a
+// refreshed user token gets a fresh exchange and no raw token is a key.
+func (s *Source) exchange(ctx context.Context, rt *Route, userToken string) (string, error) {
+	h := sha256.Sum256([]byte(userToken))
+	return s.fetch(ctx, "exchange|"+hex.EncodeToString(h[:])+"|"+rt.key, func(ctx context.Context) (*oidc.Tokens, error) {
+		return s.oidc.ExchangeToken(ctx, userToken, rt.params)
+	})
 }
