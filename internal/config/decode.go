@@ -33,7 +33,12 @@ type meta struct {
 }
 
 // maxDepth bounds alias and merge-key chains; the types are shallower.
-const maxDepth = 64
+// maxSteps bounds the work of decoding, which aliases and merge keys could
+// otherwise make exponential in the size of the file ("billion laughs").
+const (
+	maxDepth = 64
+	maxSteps = 1 << 20
+)
 
 type decoder struct {
 	meta     *meta
@@ -41,13 +46,40 @@ type decoder struct {
 	masks    *masker
 	anchors  map[string]ast.Node
 	problems []Problem
+	seen     map[Problem]bool
 	depth    int
+	steps    int
+	// merging holds the mappings whose merge keys are being followed.
+	merging map[ast.Node]bool
+}
+
+// spend counts n steps of work and reports whether the budget allows them;
+// the first time it does not, it says so.
+func (d *decoder) spend(key string, n ast.Node, steps int) bool {
+	if d.steps > maxSteps {
+		return false
+	}
+	d.steps += steps
+	if d.steps > maxSteps {
+		d.add(key, n, "aliases and merge keys expand too far: write the values out")
+		return false
+	}
+	return true
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
 
+// add records a problem once, however often aliases lead to it.
 func (d *decoder) add(key string, n ast.Node, format string, args ...any) {
-	d.problems = append(d.problems, Problem{Line: lineOf(n), Key: key, Msg: fmt.Sprintf(format, args...)})
+	p := Problem{Line: lineOf(n), Key: key, Msg: fmt.Sprintf(format, args...)}
+	if d.seen[p] {
+		return
+	}
+	if d.seen == nil {
+		d.seen = map[Problem]bool{}
+	}
+	d.seen[p] = true
+	d.problems = append(d.problems, p)
 }
 
 func lineOf(n ast.Node) int {
@@ -103,6 +135,9 @@ func isNull(n ast.Node) bool {
 
 // value decodes n into v. A null leaves v as it is: the default.
 func (d *decoder) value(key string, n ast.Node, v reflect.Value) {
+	if !d.spend(key, n, 1) {
+		return
+	}
 	n, ok := d.resolve(key, n)
 	if !ok || isNull(n) {
 		return
@@ -258,14 +293,26 @@ func (d *decoder) pairs(key string, n ast.Node) ([]*ast.MappingValueNode, bool) 
 			rest = append(rest, p)
 			continue
 		}
+		if d.merging[n] {
+			d.add(key, p.Key, "a merge key leads back to its own mapping: remove the loop")
+			continue
+		}
+		if d.merging == nil {
+			d.merging = map[ast.Node]bool{}
+		}
+		d.merging[n] = true
 		d.depth++
 		merged = append(merged, d.merge(key, p.Value)...)
 		d.depth--
+		delete(d.merging, n)
 	}
 	return append(merged, rest...), true
 }
 
 func (d *decoder) merge(key string, n ast.Node) []*ast.MappingValueNode {
+	if !d.spend(key, n, 1) {
+		return nil
+	}
 	if d.depth > maxDepth {
 		d.add(key, n, "merge keys nest too deep")
 		return nil
@@ -279,12 +326,18 @@ func (d *decoder) merge(key string, n ast.Node) []*ast.MappingValueNode {
 		for _, e := range seq.Values {
 			if e, ok := d.resolve(key, e); ok && !isNull(e) {
 				ps, _ := d.pairs(key, e)
+				if !d.spend(key, e, len(ps)) {
+					return nil
+				}
 				out = append(out, ps...)
 			}
 		}
 		return out
 	}
 	ps, _ := d.pairs(key, n)
+	if !d.spend(key, n, len(ps)) {
+		return nil
+	}
 	return ps
 }
 

@@ -23,6 +23,8 @@ import (
 // list like [${SESSION_KEY}]), every reference on one line is masked with an
 // inert word before parsing and put back in each scalar before expanding;
 // the masked text keeps its lines, so line numbers are those of the file.
+// So a reference, its default included, is taken as written in the file,
+// not unescaped by YAML quoting.
 
 // ref is one parsed reference.
 type ref struct {

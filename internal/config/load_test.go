@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -595,4 +596,39 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("Parse returned %T, want *Problems", err)
 		}
 	})
+}
+
+// TestHostileAliases checks that alias and merge-key loops and bombs end
+// quickly with a problem.
+func TestHostileAliases(t *testing.T) {
+	var bomb strings.Builder
+	bomb.WriteString("x0: &a0 {client_id: web}\n")
+	for i := 1; i < 40; i++ {
+		fmt.Fprintf(&bomb, "x%d: &a%d {<<: [*a%d, *a%d]}\n", i, i, i-1, i-1)
+	}
+	bomb.WriteString("oidc: {<<: *a39}\n")
+	tests := []struct {
+		name string
+		data string
+		want Problem // Line -1: any line
+	}{
+		{"merge loop", "oidc: &a {<<: [*a, *a]}\n", Problem{Line: 1, Key: "oidc", Msg: "a merge key leads back to its own mapping"}},
+		{"alias loop", "apis: &a [*a, *a]\n", Problem{Line: 1, Key: "apis[0]", Msg: "expected a mapping of keys to values, not a list"}},
+		{"merge bomb", bomb.String(), Problem{Line: -1, Key: "oidc", Msg: "aliases and merge keys expand too far"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			got := problemsOf(t, tt.data, nil)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v", d)
+			}
+			for _, p := range got {
+				if (p.Line == tt.want.Line || tt.want.Line < 0) && p.Key == tt.want.Key && strings.Contains(p.Msg, tt.want.Msg) {
+					return
+				}
+			}
+			t.Errorf("problems %v lack %v", got, tt.want)
+		})
+	}
 }
