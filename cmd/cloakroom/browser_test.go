@@ -97,10 +97,13 @@ func TestDemoInChromium(t *testing.T) {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if !ev.OK || len(ev.Steps) != 2 {
+	if !ev.OK || len(ev.Steps) != 3 {
 		t.Fatalf("browser run not ok: %s", ev.Error)
 	}
-	in, outStep := ev.Steps[0], ev.Steps[1]
+	in, exch, outStep := ev.Steps[0], ev.Steps[1], ev.Steps[2]
+	if !strings.Contains(exch.APIText, `"sub": "alice-0001"`) || !strings.Contains(exch.APIText, "demo-inventory") {
+		t.Errorf("exchanged-token call: %s", exch.APIText)
+	}
 	if in.State != "signed-in" || !strings.Contains(in.ClaimsText, "alice-0001") {
 		t.Errorf("signed-in step: state %q, claims %q", in.State, in.ClaimsText)
 	}

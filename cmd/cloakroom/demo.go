@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/demo"
@@ -62,7 +63,9 @@ func startDemo(ctx context.Context, port int, log *slog.Logger) (*demoRun, error
 		return nil, err
 	}
 	public := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	be, err := demo.StartBackends(ctx, demo.Options{PublicURL: public, Logger: log})
+	// Short-lived access tokens, so refresh (with rotation and reuse
+	// detection at the provider) happens while one looks at the demo.
+	be, err := demo.StartBackends(ctx, demo.Options{PublicURL: public, Logger: log, AccessTokenTTL: 2 * time.Minute})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -87,6 +90,10 @@ func demoConfig(public string, be *demo.Backends) *config.Config {
 	cfg.OIDC.ClientSecret = be.ClientSecret
 	cfg.Session.Store = "memory"
 	cfg.Session.Keys = []string{"base64:" + base64.StdEncoding.EncodeToString(key)}
-	cfg.APIs = []config.API{{Path: "/api/demo/", Upstream: be.APIURL, Token: "user"}}
+	cfg.APIs = []config.API{
+		{Path: "/api/demo/", Upstream: be.APIURL, Token: "user"},
+		// The same API, reached with a token exchanged for its audience.
+		{Path: "/api/inventory/", Upstream: be.APIURL, Token: "exchange", Audience: "demo-inventory", Scopes: []string{"inventory.read"}},
+	}
 	return cfg
 }

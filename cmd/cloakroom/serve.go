@@ -25,6 +25,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, slog.LevelInfo)
+	if w := cfg.Warnings(); w != nil {
+		for _, p := range w.List {
+			log.Warn("configuration", "line", p.Line, "key", p.Key, "problem", p.Msg)
+		}
+	}
 	if err := server.Run(ctx, cfg, server.Options{Logger: log}); err != nil {
 		fmt.Fprintf(stderr, "cloakroom: %v\n", err)
 		return 1
@@ -38,10 +43,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args, stderr); !ok {
 		return code
 	}
-	_, err := config.Load(*path, os.LookupEnv)
+	cfg, err := config.Load(*path, os.LookupEnv)
 	var probs *config.Problems
 	switch {
 	case err == nil:
+		if w := cfg.Warnings(); w != nil {
+			fmt.Fprintln(stdout, w)
+		}
 		fmt.Fprintf(stdout, "%s: ok\n", *path)
 		return 0
 	case errors.As(err, &probs):

@@ -252,6 +252,19 @@ async function run() {
   const signedIn = await capture('signed-in');
   if (signedIn.apiStatus !== 200) fail(`the demo API call answered ${signedIn.apiStatus}: ${signedIn.apiText}`);
 
+  stage = 'calling the API with an exchanged token';
+  await page.click('#call-exchange');
+  try {
+    await page.waitForFunction(() => {
+      const r = document.querySelector('#api-result');
+      return r && r.getAttribute('data-status') && r.textContent.includes('demo-inventory');
+    }, null, { timeout: STEP_TIMEOUT_MS });
+  } catch {
+    fail('#api-result never showed the exchanged token\'s audience after #call-exchange');
+  }
+  const exchanged = await capture('exchanged');
+  if (exchanged.apiStatus !== 200) fail(`the exchanged-token API call answered ${exchanged.apiStatus}: ${exchanged.apiText}`);
+
   stage = 'signing out';
   const mark = requestLog.length;
   await page.click('#logout');

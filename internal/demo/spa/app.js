@@ -16,6 +16,7 @@
     login: $('login'),
     logout: $('logout'),
     callAPI: $('call-api'),
+    callExchange: $('call-exchange'),
     stream: $('stream'),
     error: $('error'),
     claimsCard: $('claims-card'),
@@ -36,6 +37,7 @@
     el.login.hidden = state !== 'signed-out' && state !== 'error';
     el.logout.hidden = !signedIn;
     el.callAPI.hidden = !signedIn;
+    el.callExchange.hidden = !signedIn;
     el.stream.hidden = !signedIn;
     el.claimsCard.hidden = !signedIn;
     el.apiCard.hidden = !signedIn;
@@ -111,14 +113,17 @@
     setState('signed-in', `Signed in as ${display(name)}`);
   }
 
-  async function callAPI() {
-    el.callAPI.disabled = true;
+  // callAPI calls the demo API through the gateway: /api/demo/ forwards the
+  // user's own access token, /api/inventory/ one the gateway obtained by
+  // token exchange (RFC 8693) for the inventory audience.
+  async function callAPI(path, button) {
+    button.disabled = true;
     el.apiResult.removeAttribute('data-status');
     el.apiResult.textContent = 'Calling…';
     let status = 0;
     let text;
     try {
-      const res = await fetch('/api/demo/whoami', { headers: CSRF, credentials: 'same-origin', cache: 'no-store' });
+      const res = await fetch(path, { headers: CSRF, credentials: 'same-origin', cache: 'no-store' });
       status = res.status;
       text = await res.text();
       try {
@@ -130,7 +135,7 @@
     } catch (err) {
       text = `Request failed: ${err}`;
     } finally {
-      el.callAPI.disabled = false;
+      button.disabled = false;
     }
     el.apiResult.textContent = text;
     el.apiResult.dataset.status = String(status);
@@ -184,7 +189,8 @@
 
   el.login.addEventListener('click', login);
   el.logout.addEventListener('click', logout);
-  el.callAPI.addEventListener('click', callAPI);
+  el.callAPI.addEventListener('click', () => callAPI('/api/demo/whoami', el.callAPI));
+  el.callExchange.addEventListener('click', () => callAPI('/api/inventory/whoami', el.callExchange));
   el.stream.addEventListener('click', stream);
   // Coming back with the Back button shows a page from the cache: re-check.
   window.addEventListener('pageshow', (e) => { if (e.persisted) loadUser(); });
