@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -192,7 +191,10 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 	}
 	tokens.Apply(s, t, h.sessions.Now())
 	if err := h.sessions.Create(r.Context(), w, s); err != nil {
-		return fmt.Errorf("create session: %w", err)
+		if errors.Is(err, session.ErrTooLarge) {
+			return httpx.Error{Code: http.StatusInternalServerError, Msg: "the session is too large to keep in cookies; the operator should use a server-side session store", Err: err}
+		}
+		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
 	}
 	h.log.InfoContext(r.Context(), "login completed", "request_id", httpx.RequestID(r.Context()))
 	return landingPage(w, a.Return)

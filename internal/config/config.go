@@ -116,6 +116,9 @@ type Session struct {
 	// RefreshBefore refreshes an access token this long before it expires.
 	// Default 60s; 0 refreshes only expired tokens.
 	RefreshBefore time.Duration `yaml:"refresh_before"`
+	// MaxSessions bounds the memory store; the least recently written
+	// session is evicted first. Default 100000; 0 means unbounded.
+	MaxSessions int `yaml:"max_sessions"`
 }
 
 // keyPrefix marks a base64-encoded session key.
@@ -254,6 +257,7 @@ func Default() *Config {
 			IdleTimeout:     30 * time.Minute,
 			AbsoluteTimeout: 12 * time.Hour,
 			RefreshBefore:   60 * time.Second,
+			MaxSessions:     100_000,
 		},
 		CSRF: CSRF{Header: "X-CSRF", Value: "1"},
 	}

@@ -170,6 +170,8 @@ func (d *decoder) value(key string, n ast.Node, v reflect.Value) {
 		}
 	case reflect.Bool:
 		d.boolean(key, n, v)
+	case reflect.Int:
+		d.integer(key, n, v)
 	default:
 		panic("config: no decoding for " + v.Type().String())
 	}
@@ -230,6 +232,20 @@ func (d *decoder) duration(key string, n ast.Node, v reflect.Value) {
 		return
 	}
 	v.SetInt(int64(t))
+}
+
+// integer takes a whole number.
+func (d *decoder) integer(key string, n ast.Node, v reflect.Value) {
+	s, ok := d.scalar(key, n)
+	if !ok {
+		return
+	}
+	i, err := strconv.Atoi(s)
+	if err != nil {
+		d.add(key, n, "%s is not a whole number", d.quote(key, s))
+		return
+	}
+	v.SetInt(int64(i))
 }
 
 // boolean takes true or false; a reference may give either as text.

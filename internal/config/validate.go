@@ -302,6 +302,9 @@ func (v *validator) session() {
 	if s.RefreshBefore < 0 {
 		v.errorf("session.refresh_before", "must not be negative: write e.g. 60s, or 0 to refresh only expired tokens")
 	}
+	if s.MaxSessions < 0 {
+		v.errorf("session.max_sessions", "must not be negative: write e.g. 100000, or 0 for no limit")
+	}
 	v.keys()
 }
 

@@ -64,10 +64,11 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		return nil, fmt.Errorf("public_url: %w", err)
 	}
 	pub.Path = ""
-	store, err := openStore(cfg.Session.Store, o.Now)
+	store, err := openStore(cfg.Session, o.Now)
 	if err != nil {
 		return nil, err
 	}
+	cookieMode := store == nil
 	sameSite := http.SameSiteStrictMode
 	if strings.EqualFold(cfg.Session.SameSite, "lax") {
 		sameSite = http.SameSiteLaxMode
@@ -87,6 +88,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	sessions, err := session.NewManager(session.Options{
 		Store:           store,
+		CookieMode:      cookieMode,
 		Keys:            cfg.Session.KeyBytes(),
 		CookieName:      cfg.Session.CookieName,
 		SameSite:        sameSite,
@@ -136,7 +138,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	locker, ok := store.(session.Locker)
 	if !ok {
-		locker = memstore.New(o.Now)
+		locker = memstore.New(o.Now) // cookie mode: refreshes are shared within this process
 	}
 	src := tokens.New(tokens.Options{
 		Sessions:      sessions,
@@ -183,17 +185,22 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 
 	var h http.Handler = mux
+	h = sessions.Middleware(h)
 	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
 	h = hostGuard(pub.Host, h)
 	h = requestID(h)
 	return &Server{Handler: h, OIDC: oc, store: store, log: log}, nil
 }
 
-func openStore(spec string, now func() time.Time) (session.Store, error) {
+// openStore opens the configured store; nil means cookie mode.
+func openStore(cfg config.Session, now func() time.Time) (session.Store, error) {
+	spec := cfg.Store
 	switch {
 	case spec == "memory":
-		return memstore.New(now), nil
-	case strings.HasPrefix(spec, "file:"), strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"), spec == "cookie":
+		return memstore.NewStore(memstore.Options{Now: now, MaxEntries: cfg.MaxSessions}), nil
+	case spec == "cookie":
+		return nil, nil
+	case strings.HasPrefix(spec, "file:"), strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
 		return nil, fmt.Errorf("session.store: %q is not available in this build; set session.store: memory", spec)
 	default:
 		return nil, fmt.Errorf("session.store: unknown store %q", spec)
@@ -234,7 +241,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	defer s.store.Close()
+	if s.store != nil {
+		defer s.store.Close()
+	}
 	ln := o.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {

@@ -11,7 +11,10 @@ import (
 
 // Options configure a Manager.
 type Options struct {
+	// Store keeps sessions; nil with CookieMode.
 	Store Store
+	// CookieMode keeps sessions in the browser, sealed (see Middleware).
+	CookieMode bool
 	// Keys: the first seals, all open (rotation). Each at least MinKeyLen bytes.
 	Keys [][]byte
 	// CookieName defaults to "__Host-Http-cloakroom".
@@ -47,11 +50,13 @@ type Manager struct {
 	absolute time.Duration
 	now      func() time.Time
 	onExpire func(*Session)
+
+	cookieMode bool
 }
 
 // NewManager checks opts and derives the keys once.
 func NewManager(opts Options) (*Manager, error) {
-	if opts.Store == nil {
+	if opts.Store == nil && !opts.CookieMode {
 		return nil, errors.New("session: no store")
 	}
 	s, err := newSealer(opts.Keys)
@@ -67,6 +72,8 @@ func NewManager(opts Options) (*Manager, error) {
 		absolute: opts.AbsoluteTimeout,
 		now:      opts.Now,
 		onExpire: opts.OnExpire,
+
+		cookieMode: opts.CookieMode,
 	}
 	if m.cookie == "" {
 		m.cookie = DefaultCookieName
@@ -105,6 +112,9 @@ func (m *Manager) Ticket(r *http.Request) string {
 // Load returns the request's live session, or ErrNotFound. It does not
 // slide the idle timeout; call Touch for that.
 func (m *Manager) Load(r *http.Request) (*Session, error) {
+	if m.cookieMode {
+		return m.loadCookie(r)
+	}
 	id := m.Ticket(r)
 	if id == "" {
 		return nil, ErrNotFound
@@ -114,6 +124,9 @@ func (m *Manager) Load(r *http.Request) (*Session, error) {
 
 // Get returns the live session with ticket id, or ErrNotFound.
 func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
+	if m.cookieMode {
+		return nil, ErrNotFound // nothing on the server to look up
+	}
 	for i := range m.seal.keys {
 		key := m.seal.lookup(i, "s:", id)
 		b, err := m.store.Get(ctx, key)
@@ -182,6 +195,9 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 	if s.ID == "" {
 		return errors.New("session: save without id")
 	}
+	if m.cookieMode {
+		return m.saveCookie(ctx, s)
+	}
 	plain, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -227,21 +243,24 @@ func (m *Manager) Create(ctx context.Context, w http.ResponseWriter, s *Session)
 	if err := m.Save(ctx, s); err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     m.cookie,
-		Value:    s.ID,
-		Path:     "/",
-		Secure:   true,
-		HttpOnly: true,
-		SameSite: m.sameSite,
-		// A session cookie (no Max-Age): the server's timeouts rule, and
-		// closing the browser drops the ticket.
-	})
+	if !m.cookieMode {
+		http.SetCookie(w, m.sessionCookie(m.cookie, s.ID))
+	}
 	return nil
+}
+
+// sessionCookie is a session cookie with every attribute the session
+// cookie has. It has no Max-Age: the server's timeouts rule, and closing
+// the browser drops the ticket.
+func (m *Manager) sessionCookie(name, value string) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", Secure: true, HttpOnly: true, SameSite: m.sameSite}
 }
 
 // Delete removes s from the store.
 func (m *Manager) Delete(ctx context.Context, s *Session) error {
+	if m.cookieMode {
+		return m.deleteCookie(ctx)
+	}
 	for i := range m.seal.keys {
 		if err := m.store.Delete(ctx, m.seal.lookup(i, "s:", s.ID)); err != nil {
 			return fmt.Errorf("session store: %w", err)
@@ -252,10 +271,12 @@ func (m *Manager) Delete(ctx context.Context, s *Session) error {
 
 // ClearCookie expires the session cookie in the browser.
 func (m *Manager) ClearCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{
-		Name: m.cookie, Value: "", Path: "/", MaxAge: -1,
-		Secure: true, HttpOnly: true, SameSite: m.sameSite,
-	})
+	if m.cookieMode {
+		return // the middleware expires the chunks Delete marked
+	}
+	c := m.sessionCookie(m.cookie, "")
+	c.MaxAge = -1
+	http.SetCookie(w, c)
 }
 
 // Seal and Open protect small values the browser carries for the server

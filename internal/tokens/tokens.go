@@ -97,7 +97,21 @@ type Source struct {
 	mu      sync.Mutex
 	backoff map[string]backoff   // session lock key → next allowed refresh
 	cache   map[string]cachedTok // client and exchanged tokens
+	recent  map[string]recentRefresh
 }
+
+// recentRefresh remembers, in cookie mode, the refresh a session just
+// had: requests still carrying the old cookie (sent before the response
+// with the new one arrived) get the new session instead of refreshing again
+// with a refresh token the provider has already rotated away.
+type recentRefresh struct {
+	oldRefresh [32]byte
+	fresh      *session.Session
+	at         time.Time
+}
+
+// recentGrace is how long a cookie-mode refresh result is reused.
+const recentGrace = time.Minute
 
 type backoff struct {
 	until time.Time
@@ -126,6 +140,7 @@ func New(o Options) *Source {
 		now:           o.Now,
 		backoff:       make(map[string]backoff),
 		cache:         make(map[string]cachedTok),
+		recent:        make(map[string]recentRefresh),
 	}
 	if s.refreshBefore <= 0 {
 		s.refreshBefore = DefaultRefreshBefore
@@ -247,6 +262,13 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 		return "", errNoToken
 	}
 	lockKey := s.sessions.LockKey(sess.ID)
+	if fresh := s.recentFor(lockKey, sess.RefreshToken, now); fresh != nil {
+		c := *fresh
+		if err := s.sessions.Save(ctx, &c); err != nil {
+			return "", err
+		}
+		return fresh.AccessToken, nil
+	}
 	if s.backingOff(lockKey, now) {
 		if valid {
 			return sess.AccessToken, nil
@@ -254,21 +276,38 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 		return "", providerDown(errors.New("refresh backing off after a provider failure"))
 	}
 	ch := s.flight.DoChan(lockKey, func() (any, error) {
-		return s.refresh(sess.ID, lockKey)
+		return s.refresh(sess, lockKey)
 	})
 	select {
 	case res := <-ch:
+		if errors.Is(res.Err, errDead) && s.sessions.Stateless() {
+			// Cookie mode: the refresh could not delete what only this
+			// response can expire.
+			_ = s.sessions.Delete(ctx, sess)
+		}
 		if res.Err != nil {
 			if valid && isTransient(res.Err) {
 				return sess.AccessToken, nil
 			}
 			return "", res.Err
 		}
-		return res.Val.(string), nil
+		fresh := res.Val.(*session.Session)
+		if s.sessions.Stateless() {
+			s.remember(lockKey, sess.RefreshToken, fresh)
+			// Cookie mode: every response of the burst carries the new cookie.
+			c := *fresh
+			if err := s.sessions.Save(ctx, &c); err != nil {
+				return "", err
+			}
+		}
+		return fresh.AccessToken, nil
 	case <-ctx.Done():
 		return "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "gave up waiting for a token refresh", Err: ctx.Err()}
 	}
 }
+
+// errDead says the refresh token was rejected for good.
+var errDead = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "refresh token rejected; session ended"}
 
 func isTransient(err error) bool {
 	var he httpx.Error
@@ -277,49 +316,58 @@ func isTransient(err error) bool {
 
 // refresh runs once per session at a time in this process (single flight)
 // and, through the Locker, across processes. It is detached from any one
-// request: waiters come and go with their own contexts.
-func (s *Source) refresh(id, lockKey string) (string, error) {
+// request: waiters come and go with their own contexts. It returns the
+// refreshed session.
+func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session, error) {
 	lockTTL := 3 * s.timeout
 	ctx, cancel := context.WithTimeout(context.Background(), lockTTL)
 	defer cancel()
 	unlock, err := s.locker.Lock(ctx, lockKey, lockTTL)
 	if err != nil {
-		return "", providerDown(fmt.Errorf("refresh lock: %w", err))
+		return nil, providerDown(fmt.Errorf("refresh lock: %w", err))
 	}
 	defer unlock()
 
-	// Another holder may have refreshed while we waited for the lock.
-	sess, err := s.sessions.Get(ctx, id)
-	if errors.Is(err, session.ErrNotFound) {
-		return "", errUnauthorized
-	}
-	if err != nil {
-		return "", storeDown(err)
-	}
-	if !s.due(sess.AccessExpiry, sess.AccessObtained, s.now()) {
-		return sess.AccessToken, nil
+	sess := new(session.Session)
+	*sess = *cur
+	if !s.sessions.Stateless() {
+		// Another holder may have refreshed while we waited for the lock.
+		sess, err = s.sessions.Get(ctx, cur.ID)
+		if errors.Is(err, session.ErrNotFound) {
+			return nil, errUnauthorized
+		}
+		if err != nil {
+			return nil, storeDown(err)
+		}
+		if !s.due(sess.AccessExpiry, sess.AccessObtained, s.now()) {
+			return sess, nil
+		}
 	}
 	rctx, rcancel := context.WithTimeout(ctx, s.timeout)
 	defer rcancel()
 	t, err := s.oidc.Refresh(rctx, sess.RefreshToken, sess.Subject, s.params)
 	if oidc.IsInvalidGrant(err) {
 		s.log.Info("refresh token rejected; session ended", "error", err)
-		if derr := s.sessions.Delete(ctx, sess); derr != nil {
-			return "", storeDown(derr)
+		if !s.sessions.Stateless() {
+			if derr := s.sessions.Delete(ctx, sess); derr != nil {
+				return nil, storeDown(derr)
+			}
 		}
-		return "", errUnauthorized
+		return nil, errDead
 	}
 	if err != nil {
 		s.fail(lockKey)
 		s.log.Warn("token refresh failed; will retry", "error", err)
-		return "", providerDown(err)
+		return nil, providerDown(err)
 	}
 	s.succeed(lockKey)
 	Apply(sess, t, s.now())
-	if err := s.sessions.Save(ctx, sess); err != nil {
-		return "", storeDown(err)
+	if !s.sessions.Stateless() {
+		if err := s.sessions.Save(ctx, sess); err != nil {
+			return nil, storeDown(err)
+		}
 	}
-	return sess.AccessToken, nil
+	return sess, nil
 }
 
 // Apply copies fresh tokens into sess. A response without a refresh token
@@ -346,6 +394,36 @@ func Apply(sess *session.Session, t *oidc.Tokens, now time.Time) {
 	if len(t.Scopes) > 0 {
 		sess.Scopes = t.Scopes
 	}
+}
+
+func (s *Source) recentFor(key, refresh string, now time.Time) *session.Session {
+	if !s.sessions.Stateless() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recent[key]
+	if !ok || now.Sub(r.at) > recentGrace || r.oldRefresh != sha256.Sum256([]byte(refresh)) {
+		return nil
+	}
+	return r.fresh
+}
+
+func (s *Source) remember(key, oldRefresh string, fresh *session.Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.recent) >= maxCache {
+		now := s.now()
+		for k, r := range s.recent {
+			if now.Sub(r.at) > recentGrace {
+				delete(s.recent, k)
+			}
+		}
+		if len(s.recent) >= maxCache {
+			clear(s.recent)
+		}
+	}
+	s.recent[key] = recentRefresh{oldRefresh: sha256.Sum256([]byte(oldRefresh)), fresh: fresh, at: s.now()}
 }
 
 func (s *Source) backingOff(key string, now time.Time) bool {

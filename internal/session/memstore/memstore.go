@@ -3,6 +3,7 @@
 package memstore
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"time"
@@ -16,12 +17,15 @@ var (
 )
 
 // Store keeps entries in a map; expired entries are dropped when read and
-// swept every sweepEvery writes.
+// swept every sweepEvery writes. With a maximum, the least recently written
+// entry is evicted to make room.
 type Store struct {
 	now func() time.Time
+	max int
 
 	mu     sync.Mutex
 	items  map[string]item
+	order  *list.List // keys, least recently written first
 	tags   map[string]map[string]struct{}
 	writes int
 	locks  map[string]*lock
@@ -31,6 +35,7 @@ type item struct {
 	v       []byte
 	expires time.Time
 	tags    []string
+	elem    *list.Element
 }
 
 type lock struct {
@@ -40,13 +45,27 @@ type lock struct {
 
 const sweepEvery = 1024
 
-// New returns an empty store; now may be nil for time.Now.
-func New(now func() time.Time) *Store {
+// Options configure a Store.
+type Options struct {
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// MaxEntries bounds the store; 0 means unbounded.
+	MaxEntries int
+}
+
+// New returns an unbounded empty store; now may be nil for time.Now.
+func New(now func() time.Time) *Store { return NewStore(Options{Now: now}) }
+
+// NewStore returns an empty store.
+func NewStore(o Options) *Store {
+	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
 	return &Store{
 		now:   now,
+		max:   o.MaxEntries,
+		order: list.New(),
 		items: make(map[string]item),
 		tags:  make(map[string]map[string]struct{}),
 		locks: make(map[string]*lock),
@@ -73,7 +92,13 @@ func (s *Store) Set(_ context.Context, key string, v []byte, ttl time.Duration, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deleteLocked(key)
-	s.items[key] = item{v: append([]byte(nil), v...), expires: s.now().Add(ttl), tags: tags}
+	if s.max > 0 && len(s.items) >= s.max {
+		s.sweepLocked()
+		for len(s.items) >= s.max {
+			s.deleteLocked(s.order.Front().Value.(string))
+		}
+	}
+	s.items[key] = item{v: append([]byte(nil), v...), expires: s.now().Add(ttl), tags: tags, elem: s.order.PushBack(key)}
 	for _, t := range tags {
 		m := s.tags[t]
 		if m == nil {
@@ -136,6 +161,7 @@ func (s *Store) deleteLocked(key string) {
 		return
 	}
 	delete(s.items, key)
+	s.order.Remove(it.elem)
 	for _, t := range it.tags {
 		if m := s.tags[t]; m != nil {
 			delete(m, key)
