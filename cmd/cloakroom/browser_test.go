@@ -52,11 +52,10 @@ type evidence struct {
 	} `json:"consoleErrors"`
 }
 
-// TestDemoInChromium drives the demo in real Chromium: sign in at the
-// development provider, see the claims and an API result, sign out. The
-// page's cookies, storage and every response it received are checked for
-// the tokens the provider issued.
-func TestDemoInChromium(t *testing.T) {
+// browserRun starts the demo on store and drives it in Chromium as user;
+// it returns the evidence and the tokens the provider issued.
+func browserRun(t *testing.T, store, user string) (evidence, string, []string) {
+	t.Helper()
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
@@ -73,10 +72,9 @@ func TestDemoInChromium(t *testing.T) {
 		}
 		t.Skip("playwright-core is not installed; run `make deps`")
 	}
-
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	d, err := startDemo(ctx, 0, slog.New(slog.DiscardHandler))
+	t.Cleanup(cancel)
+	d, err := startDemo(ctx, 0, store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +82,11 @@ func TestDemoInChromium(t *testing.T) {
 	cctx, ccancel := context.WithTimeout(ctx, 90*time.Second)
 	defer ccancel()
 	cmd := exec.CommandContext(cctx, "node", driver, "--url", d.URL+"/", "--out", out)
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "DEMO_USERNAME="+user, "DEMO_PASSWORD="+user)
 	logs, err := cmd.CombinedOutput()
 	raw, rerr := os.ReadFile(out)
 	if err != nil {
-		t.Fatalf("browser run failed: %v\n%s\nevidence: %s", err, logs, raw)
+		t.Fatalf("browser run failed: %v\n%s\nevidence: %.4000s", err, logs, raw)
 	}
 	if rerr != nil {
 		t.Fatal(rerr)
@@ -100,6 +98,43 @@ func TestDemoInChromium(t *testing.T) {
 	if !ev.OK || len(ev.Steps) != 3 {
 		t.Fatalf("browser run not ok: %s", ev.Error)
 	}
+	return ev, string(raw), d.Backends.IdP.IssuedTokens()
+}
+
+// TestCookieModeInChromium: with the cookie store, carol's large tokens
+// travel sealed in several chunk cookies; sign-in works in a real browser
+// and sign-out clears every chunk.
+func TestCookieModeInChromium(t *testing.T) {
+	ev, raw, issued := browserRun(t, "cookie", "carol")
+	chunks := func(step int) (n int) {
+		for _, c := range ev.Steps[step].ContextCookies {
+			if strings.HasPrefix(c.Name, "__Host-Http-cloakroom.") {
+				n++
+				if !c.HTTPOnly || !c.Secure || c.SameSite != "Strict" {
+					t.Errorf("chunk %s attributes: %+v", c.Name, c)
+				}
+			}
+		}
+		return n
+	}
+	if n := chunks(0); n < 2 {
+		t.Errorf("signed in with %d chunk cookies, want several", n)
+	}
+	if n := chunks(2); n != 0 {
+		t.Errorf("%d chunk cookies left after sign-out", n)
+	}
+	if ev.Steps[0].State != "signed-in" || !strings.Contains(ev.Steps[0].ClaimsText, "carol-0001") {
+		t.Errorf("signed-in step: %q", ev.Steps[0].ClaimsText)
+	}
+	assertNoTokens(t, raw, issued)
+}
+
+// TestDemoInChromium drives the demo in real Chromium: sign in at the
+// development provider, see the claims and an API result, sign out. The
+// page's cookies, storage and every response it received are checked for
+// the tokens the provider issued.
+func TestDemoInChromium(t *testing.T) {
+	ev, raw, issued := browserRun(t, "memory", "alice")
 	in, exch, outStep := ev.Steps[0], ev.Steps[1], ev.Steps[2]
 	if !strings.Contains(exch.APIText, `"sub": "alice-0001"`) || !strings.Contains(exch.APIText, "demo-inventory") {
 		t.Errorf("exchanged-token call: %s", exch.APIText)
@@ -135,7 +170,12 @@ func TestDemoInChromium(t *testing.T) {
 			t.Errorf("browser %s error: %s", c.Type, c.Text)
 		}
 	}
-	issued := d.Backends.IdP.IssuedTokens()
+	assertNoTokens(t, raw, issued)
+}
+
+// assertNoTokens checks the browser's evidence for the provider's tokens.
+func assertNoTokens(t *testing.T, raw string, issued []string) {
+	t.Helper()
 	if len(issued) < 3 {
 		t.Fatalf("provider issued %d tokens, want access, refresh and ID tokens", len(issued))
 	}
@@ -143,11 +183,11 @@ func TestDemoInChromium(t *testing.T) {
 	// to the provider once, as id_token_hint in the end-session redirect
 	// after the session is gone (OIDC RP-Initiated Logout), and nowhere else.
 	for _, tok := range issued {
-		all := strings.Count(string(raw), tok)
+		all := strings.Count(raw, tok)
 		if all == 0 {
 			continue
 		}
-		if isIDToken(t, tok) && all == strings.Count(string(raw), "id_token_hint="+tok) {
+		if isIDToken(t, tok) && all == strings.Count(raw, "id_token_hint="+tok) {
 			continue
 		}
 		kind := "an access or refresh token"

@@ -26,6 +26,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	port := fs.Int("port", 8080, "port of the gateway on localhost; 0 picks a free one (a busy 8080 does too)")
 	verbose := fs.Bool("v", false, "log at debug level")
+	store := fs.String("store", "memory", "session store: memory, cookie, file:PATH or a redis:// URL")
 	if code, ok := parse(fs, args, stderr); !ok {
 		return code
 	}
@@ -33,7 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	d, err := startDemo(ctx, *port, newLogger(stderr, level))
+	d, err := startDemo(ctx, *port, *store, newLogger(stderr, level))
 	if err != nil {
 		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
 		return 1
@@ -54,7 +55,7 @@ type demoRun struct {
 	Done     <-chan error // the gateway's result once ctx ends
 }
 
-func startDemo(ctx context.Context, port int, log *slog.Logger) (*demoRun, error) {
+func startDemo(ctx context.Context, port int, store string, log *slog.Logger) (*demoRun, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil && port == 8080 {
 		ln, err = net.Listen("tcp", "127.0.0.1:0") // the default port is busy
@@ -73,7 +74,9 @@ func startDemo(ctx context.Context, port int, log *slog.Logger) (*demoRun, error
 	done := make(chan error, 1)
 	go func() {
 		defer be.Close()
-		done <- server.Run(ctx, demoConfig(public, be), server.Options{Logger: log, Listener: ln, Frontend: demo.SPA()})
+		cfg := demoConfig(public, be)
+		cfg.Session.Store = store
+		done <- server.Run(ctx, cfg, server.Options{Logger: log, Listener: ln, Frontend: demo.SPA()})
 	}()
 	return &demoRun{URL: public, Backends: be, Done: done}, nil
 }

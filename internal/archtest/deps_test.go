@@ -38,7 +38,7 @@ var allowed = map[string][]string{
 	"internal/oidctest/zitadelop":  {},
 	"internal/server": {
 		"internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
-		"internal/proxy", "internal/session", "internal/session/memstore", "internal/spa", "internal/tokens",
+		"internal/proxy", "internal/session", "internal/session/memstore", "internal/session/filestore", "internal/spa", "internal/tokens",
 	},
 }
 

@@ -35,7 +35,7 @@ const (
 )
 
 // LoginHint is shown under the provider's login form.
-const LoginHint = "Demo users: alice / alice (admin) and bob / bob (user)."
+const LoginHint = "Demo users: alice / alice (admin), bob / bob (user), carol / carol (member of many groups: large tokens)."
 
 // DefaultAccessTokenTTL is the provider's access-token lifetime when
 // Options.AccessTokenTTL is zero.
@@ -224,6 +224,18 @@ func Users() []idp.User {
 				"groups":         []string{"users"},
 			},
 		},
+		{
+			Subject:  "carol-0001",
+			Username: "carol",
+			Password: "carol",
+			Claims: map[string]any{
+				"name":           "Carol Chen",
+				"email":          "carol@example.com",
+				"email_verified": true,
+				"role":           "user",
+				"groups":         manyGroups(60),
+			},
+		},
 	}
 }
 
@@ -261,4 +273,14 @@ func randomSecret() (string, error) {
 		return "", fmt.Errorf("demo: client secret: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(buf), nil
+}
+
+// manyGroups makes n group names, enough to make tokens too large for one
+// cookie (the cookie session store then chunks them).
+func manyGroups(n int) []string {
+	g := make([]string, n)
+	for i := range g {
+		g[i] = fmt.Sprintf("department-%02d-project-team", i)
+	}
+	return g
 }

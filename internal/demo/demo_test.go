@@ -36,8 +36,8 @@ func TestStartBackends(t *testing.T) {
 	if b.IdP == nil || b.IdP.Issuer() != b.IssuerURL {
 		t.Errorf("IdP issuer: got %v, want %q", b.IdP, b.IssuerURL)
 	}
-	if len(b.Users) != 2 || b.Users[0].Username != "alice" || b.Users[1].Username != "bob" {
-		t.Errorf("Users: got %+v, want alice and bob", b.Users)
+	if len(b.Users) != 3 || b.Users[0].Username != "alice" || b.Users[1].Username != "bob" || b.Users[2].Username != "carol" {
+		t.Errorf("Users: got %+v, want alice, bob and carol", b.Users)
 	}
 	other, err := StartBackends(ctx, Options{PublicURL: "http://localhost:8080"})
 	if err != nil {
@@ -109,7 +109,7 @@ func TestStartBackendsRejectsBadOptions(t *testing.T) {
 
 func TestUsers(t *testing.T) {
 	users := Users()
-	want := map[string]string{"alice": "admin", "bob": "user"}
+	want := map[string]string{"alice": "admin", "bob": "user", "carol": "user"}
 	for _, u := range users {
 		if u.Password != u.Username || u.Subject != u.Username+"-0001" {
 			t.Errorf("user %q: password %q subject %q, want the name and NAME-0001", u.Username, u.Password, u.Subject)

@@ -34,7 +34,7 @@ type Route struct {
 	Upstream *url.URL
 	Bearer   Bearer
 	// Timeout bounds the wait for the upstream's response headers (not the
-	// body, so streams may run long); default 30s.
+	// body, so streams may run long); zero means no limit.
 	Timeout time.Duration
 }
 
@@ -54,9 +54,6 @@ type Options struct {
 
 // New returns the handler for route rt.
 func New(rt Route, o Options) http.Handler {
-	if rt.Timeout <= 0 {
-		rt.Timeout = 30 * time.Second
-	}
 	h := &handler{rt: rt, o: o, log: o.Logger}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,

@@ -79,6 +79,8 @@ type gateway struct {
 	Clock *clock
 	Logs  *syncBuffer
 	cfg   *config.Config
+	// Stop shuts the gateway down and waits for server.Run to return.
+	Stop func()
 }
 
 type syncBuffer struct {
@@ -135,12 +137,16 @@ func runGateway(t *testing.T, ln net.Listener, cfg *config.Config, opts server.O
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- server.Run(ctx, cfg, opts) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
+	var once sync.Once
+	g.Stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(g.Stop)
 	return g
 }
 

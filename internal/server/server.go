@@ -27,6 +27,7 @@ import (
 	"github.com/cloakroom/cloakroom/internal/oidc"
 	"github.com/cloakroom/cloakroom/internal/proxy"
 	"github.com/cloakroom/cloakroom/internal/session"
+	"github.com/cloakroom/cloakroom/internal/session/filestore"
 	"github.com/cloakroom/cloakroom/internal/session/memstore"
 	"github.com/cloakroom/cloakroom/internal/spa"
 	"github.com/cloakroom/cloakroom/internal/tokens"
@@ -64,7 +65,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		return nil, fmt.Errorf("public_url: %w", err)
 	}
 	pub.Path = ""
-	store, err := openStore(cfg.Session, o.Now)
+	if cfg.OIDC.ClientAuth == "private_key_jwt" {
+		return nil, errors.New("oidc.client_auth: private_key_jwt is not supported yet; use client_secret_basic or client_secret_post")
+	}
+	store, err := openStore(cfg.Session, o.Now, log)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +123,9 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	})
 	check := csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
 	mux := http.NewServeMux()
+	// /bff/ belongs to the gateway: what it does not answer is 404, never
+	// the SPA or a dev server.
+	mux.Handle("/bff/", http.NotFoundHandler())
 	bff.New(bff.Options{
 		Sessions: sessions, OIDC: oc, CSRF: check,
 		CallbackPath: cfg.OIDC.CallbackPath, Logger: log,
@@ -162,7 +169,11 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("apis %q: upstream: %w", a.Path, err)
 		}
-		bearer, err := src.Route(tokens.RouteOptions{Mode: tokens.Mode(a.Token), Scopes: a.Scopes, Resource: a.Resource, Audience: a.Audience})
+		ro := tokens.RouteOptions{Mode: tokens.Mode(a.Token), Scopes: a.Scopes, Resource: a.Resource, Audience: a.Audience}
+		if a.Require != nil {
+			ro.Require = &tokens.Policy{Scopes: a.Require.Scopes, Claims: a.Require.Claims}
+		}
+		bearer, err := src.Route(ro)
 		if err != nil {
 			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
 		}
@@ -193,15 +204,21 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 }
 
 // openStore opens the configured store; nil means cookie mode.
-func openStore(cfg config.Session, now func() time.Time) (session.Store, error) {
+func openStore(cfg config.Session, now func() time.Time, log *slog.Logger) (session.Store, error) {
 	spec := cfg.Store
 	switch {
 	case spec == "memory":
 		return memstore.NewStore(memstore.Options{Now: now, MaxEntries: cfg.MaxSessions}), nil
 	case spec == "cookie":
 		return nil, nil
-	case strings.HasPrefix(spec, "file:"), strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
-		return nil, fmt.Errorf("session.store: %q is not available in this build; set session.store: memory", spec)
+	case strings.HasPrefix(spec, "file:"):
+		st, err := filestore.Open(filestore.Options{Path: strings.TrimPrefix(spec, "file:"), Now: now, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("session.store: %w", err)
+		}
+		return st, nil
+	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
+		return nil, errors.New("session.store: redis is not available in this build yet")
 	default:
 		return nil, fmt.Errorf("session.store: unknown store %q", spec)
 	}

@@ -18,6 +18,7 @@ func storeSpecs(t *testing.T) map[string]func(t *testing.T) string {
 	return map[string]func(t *testing.T) string{
 		"memory": func(*testing.T) string { return "memory" },
 		"cookie": func(*testing.T) string { return "cookie" },
+		"file":   func(t *testing.T) string { return "file:" + t.TempDir() + "/sessions.db" },
 	}
 }
 

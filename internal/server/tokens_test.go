@@ -301,3 +301,39 @@ func TestRevokeOnIdleExpiry(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestRoutePolicy(t *testing.T) {
+	admin := newUpstream(t, nil)
+	write := newUpstream(t, nil)
+	e := newSharedClockEnv(t, nil, func(c *config.Config) {
+		c.APIs = append(c.APIs,
+			config.API{Path: "/admin/", Upstream: admin.URL, Token: "user", Require: &config.Require{Claims: map[string][]string{"groups": {"admins"}}, Scopes: []string{"openid"}}},
+			config.API{Path: "/write/", Upstream: write.URL, Token: "user_or_none", Require: &config.Require{Scopes: []string{"orders.write"}}},
+		)
+	})
+	alice, bob, anon := newBrowser(t), newBrowser(t), newBrowser(t)
+	e.login(t, alice, "alice")
+	e.login(t, bob, "bob")
+	for _, tc := range []struct {
+		b    *browser
+		path string
+		code int
+	}{
+		{alice, "/admin/x", 200},
+		{bob, "/admin/x", 403},
+		{anon, "/admin/x", 401},
+		{alice, "/write/x", 403},
+		{anon, "/write/x", 403},
+	} {
+		r := tc.b.get(e.g.URL+tc.path, "X-CSRF", "1")
+		if r.StatusCode != tc.code {
+			t.Errorf("%s: got %d, want %d", tc.path, r.StatusCode, tc.code)
+		}
+		if tc.code == 403 && r.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: 403 is not problem+json", tc.path)
+		}
+	}
+	if len(admin.Requests()) != 1 || len(write.Requests()) != 0 {
+		t.Errorf("upstreams called %d and %d times, want 1 and 0", len(admin.Requests()), len(write.Requests()))
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -70,7 +71,8 @@ type Options struct {
 	// sharing the store.
 	Locker session.Locker
 	// RefreshBefore: refresh when the token expires within this; capped at
-	// half the token's lifetime, so short-lived tokens never loop.
+	// half the token's lifetime, so short-lived tokens never loop. Zero
+	// refreshes only expired tokens; negative means DefaultRefreshBefore.
 	RefreshBefore time.Duration
 	// RefreshTimeout bounds one call to the provider; the lock's TTL is
 	// three times as long.
@@ -142,7 +144,7 @@ func New(o Options) *Source {
 		cache:         make(map[string]cachedTok),
 		recent:        make(map[string]recentRefresh),
 	}
-	if s.refreshBefore <= 0 {
+	if s.refreshBefore < 0 {
 		s.refreshBefore = DefaultRefreshBefore
 	}
 	if s.timeout <= 0 {
@@ -164,12 +166,57 @@ type RouteOptions struct {
 	Scopes   []string
 	Resource string
 	Audience string
+	// Require, when set, must hold for the request's session, else 403.
+	Require *Policy
+}
+
+// Policy is an authorization requirement on a route: every scope must have
+// been granted to the session's access token, and for each claim the user's
+// value (or one of its values) must be among those listed.
+type Policy struct {
+	Scopes []string
+	Claims map[string][]string
+}
+
+// allows reports whether s meets p.
+func (p *Policy) allows(s *session.Session) bool {
+	if s == nil {
+		return false
+	}
+	for _, sc := range p.Scopes {
+		if !slices.Contains(s.Scopes, sc) {
+			return false
+		}
+	}
+	for name, want := range p.Claims {
+		if !claimMatches(s.Claims[name], want) {
+			return false
+		}
+	}
+	return true
+}
+
+func claimMatches(v any, want []string) bool {
+	switch x := v.(type) {
+	case string:
+		return slices.Contains(want, x)
+	case []any:
+		for _, e := range x {
+			if s, ok := e.(string); ok && slices.Contains(want, s) {
+				return true
+			}
+		}
+	case bool, float64:
+		return slices.Contains(want, fmt.Sprint(x))
+	}
+	return false
 }
 
 // Route is the token source of one API route; it satisfies proxy.Bearer.
 type Route struct {
 	src    *Source
 	mode   Mode
+	policy *Policy
 	params oidc.TokenParams
 	key    string // cache key part for client/exchange tokens
 }
@@ -186,12 +233,13 @@ func (s *Source) Route(o RouteOptions) (*Route, error) {
 		return nil, fmt.Errorf("unknown token mode %q", o.Mode)
 	}
 	p := oidc.TokenParams{Scopes: o.Scopes, Resource: o.Resource, Audience: o.Audience}
-	return &Route{src: s, mode: o.Mode, params: p, key: strings.Join(o.Scopes, " ") + "|" + o.Resource + "|" + o.Audience}, nil
+	return &Route{src: s, mode: o.Mode, policy: o.Require, params: p, key: strings.Join(o.Scopes, " ") + "|" + o.Resource + "|" + o.Audience}, nil
 }
 
 var (
 	errUnauthorized = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "no session"}
 	errNoToken      = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "no token could be obtained"}
+	errForbidden    = httpx.Error{Code: http.StatusForbidden, Msg: "the route's authorization policy denies this request"}
 )
 
 func storeDown(err error) error {
@@ -202,16 +250,26 @@ func providerDown(err error) error {
 	return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is unavailable; try again shortly", Err: err}
 }
 
-// Token implements proxy.Bearer.
+// Token implements proxy.Bearer. A route with a policy is evaluated
+// against the caller's session: no session (anonymous callers of
+// user_or_none, user_or_client, client and none routes) means denied.
 func (rt *Route) Token(r *http.Request) (string, error) {
-	switch rt.mode {
-	case None:
-		return "", nil
-	case Client:
-		return rt.src.clientToken(r.Context(), rt)
+	if rt.policy == nil {
+		switch rt.mode {
+		case None:
+			return "", nil
+		case Client:
+			return rt.src.clientToken(r.Context(), rt)
+		}
 	}
 	s, err := rt.src.sessions.Load(r)
+	if err == nil && rt.policy != nil && !rt.policy.allows(s) {
+		return "", errForbidden
+	}
 	if errors.Is(err, session.ErrNotFound) {
+		if rt.policy != nil && rt.mode != User && rt.mode != Exchange {
+			return "", errForbidden
+		}
 		switch rt.mode {
 		case UserOrNone:
 			return "", nil
@@ -225,6 +283,12 @@ func (rt *Route) Token(r *http.Request) (string, error) {
 	}
 	if err := rt.src.sessions.Touch(r.Context(), s); err != nil {
 		return "", storeDown(err)
+	}
+	switch rt.mode {
+	case None:
+		return "", nil
+	case Client:
+		return rt.src.clientToken(r.Context(), rt)
 	}
 	tok, err := rt.src.UserToken(r.Context(), s)
 	if err != nil || rt.mode != Exchange {

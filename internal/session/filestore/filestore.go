@@ -53,7 +53,7 @@ var (
 var ErrInUse = errors.New("file is in use by another Cloakroom process")
 
 // ErrClosed is returned by every operation on a Store after Close.
-var ErrClosed = errors.New("session store is closed")
+var ErrClosed = errors.New("closed")
 
 const (
 	// DefaultSweepInterval is how often expired entries are removed when
@@ -82,8 +82,8 @@ var (
 
 // Options configure Open.
 type Options struct {
-	// Path is the database file. It is created (mode 0600) if missing; its
-	// directory must exist.
+	// Path is the database file, without session.store's "file:" prefix.
+	// It is created (mode 0600) if missing; its directory must exist.
 	Path string
 	// Now is the clock for expiry and locks; nil means time.Now.
 	Now func() time.Time

@@ -1,0 +1,516 @@
+// Package redisstore is a session.Store and session.Locker on Redis or
+// Valkey (standalone, Sentinel or Cluster), so that many Cloakroom
+// instances share sessions.
+//
+// # Reads
+//
+// Get uses server-assisted client-side caching (RESP3 CLIENT TRACKING): a
+// hot session is served from process memory, and Redis tells every
+// instance that cached a key the moment any client changes, deletes or
+// expires it, so a read never returns a value another instance has since
+// replaced. A cached entry lives at most CacheTTL and never past the key's
+// own expiry. When the connection drops, its cache is dropped with it.
+//
+// # Key layout
+//
+// With the default Prefix "cloakroom:" (P below is the prefix without its
+// trailing colon):
+//
+//	{P}:e:<key>   string   the entry's value, PX ttl
+//	{P}:m:<key>   set      the entry's tags, PX ttl (same as the entry)
+//	{P}:t:<tag>   set      keys set with tag; TTL extended to the longest entry
+//	P:lock:<key>  string   lock owner's random token, PX ttl
+//
+// Every entry, tag-list and index key shares the hash tag {P}, so each
+// Lua script below touches one Cluster slot and runs atomically: an entry
+// and its index entries never disagree, even in a Cluster. The price is
+// that one master holds all of one prefix's sessions (replicas still give
+// failover); deployments that outgrow one master can shard by prefix.
+// Locks are single keys without the hash tag and spread over the slots.
+//
+// Tag indexes are exact except for expiry: an entry that expires leaves
+// its key in the tag sets until Tagged or DeleteTagged drops it, and each
+// tag set expires itself once its longest-lived entry has.
+//
+// # Failures
+//
+// Connection failures are returned as errors wrapping the cause, never as
+// session.ErrNotFound, which means a real miss. Idempotent operations are
+// retried a few times within about 200ms, then fail; nothing waits for
+// Redis longer than DialTimeout or ReadTimeout (3s each by default)
+// whatever the caller's context. The client reconnects on the next
+// operation once Redis is back: no background loop, so Ping from a
+// readiness probe both detects an outage and restores the connection.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/cloakroom/cloakroom/internal/session"
+)
+
+var (
+	_ session.Store  = (*Store)(nil)
+	_ session.Locker = (*Store)(nil)
+)
+
+// Defaults for Options and the client.
+const (
+	DefaultPrefix   = "cloakroom:"
+	DefaultCacheTTL = time.Minute
+
+	// dialTimeout and readTimeout apply unless the URL sets dial_timeout
+	// or write_timeout (which rueidis uses for reads too).
+	dialTimeout = 3 * time.Second
+	readTimeout = 3 * time.Second
+	// cacheBytesPerConn bounds the client-side cache of each connection;
+	// a standalone client keeps 4 connections.
+	cacheBytesPerConn = 16 << 20
+	// maxAttempts bounds retries of idempotent commands after a
+	// connection error.
+	maxAttempts = 4
+	// unlockTimeout bounds the compare-and-delete that releases a lock.
+	unlockTimeout = 2 * time.Second
+	// lockWaitMin and lockWaitJitter space the attempts to take a held
+	// lock.
+	lockWaitMin    = 10 * time.Millisecond
+	lockWaitJitter = 40 * time.Millisecond
+)
+
+// Options configure a Store.
+type Options struct {
+	// URL names the server(s). Supported forms:
+	//
+	//	redis://[user:pass@]host[:port][/db]         standalone (or a Cluster seed)
+	//	rediss://...                                 the same over TLS
+	//	redis://host1:port1,host2:port2/             Cluster: several seeds
+	//	redis://host1:port1?addr=host2:port2         Cluster: the same, rueidis style
+	//	redis-sentinel://[user:pass@]s1:26379[,s2:26379...][/db]?master_set=NAME
+	//	redis-sentinel://s1:26379,s2:26379/0#NAME    the master name as fragment
+	//	rediss-sentinel://...                        Sentinel and master over TLS
+	//	unix:///path/to/redis.sock?db=N
+	//
+	// A Cluster is detected by asking the server; valkey:// and valkeys://
+	// are synonyms of redis:// and rediss://. The user and password
+	// authenticate to the data nodes; for Sentinels that need their own,
+	// add sentinel_username and sentinel_password query parameters.
+	// rueidis query parameters also apply: dial_timeout and write_timeout
+	// (durations, default 3s), client_name (default "cloakroom"),
+	// skip_verify (TLS without verification: insecure), protocol=2 (RESP2,
+	// which disables client-side caching).
+	URL string
+	// Prefix starts every key; default "cloakroom:". It must not contain
+	// braces: the store wraps it in a Cluster hash tag.
+	Prefix string
+	// CacheTTL bounds how long Get serves an entry from the client-side
+	// cache; default 1m. Invalidation is immediate regardless.
+	CacheTTL time.Duration
+	// DisableCache turns client-side caching off: every Get asks Redis.
+	DisableCache bool
+	// Logger receives failures that have no caller to return to (a lost
+	// unlock); default discards.
+	Logger *slog.Logger
+}
+
+// Store is a session.Store and session.Locker on one Redis deployment.
+// It is safe for concurrent use.
+type Store struct {
+	client   rueidis.Client
+	log      *slog.Logger
+	cacheTTL time.Duration
+
+	entryPrefix string // {P}:e:
+	metaPrefix  string // {P}:m:
+	tagPrefix   string // {P}:t:
+	lockPrefix  string // P:lock:
+
+	closeOnce sync.Once
+}
+
+// New connects to o.URL and checks that the server answers. A malformed
+// URL or an unreachable server is an error naming the host, never the
+// password.
+func New(o Options) (*Store, error) {
+	prefix := o.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("redisstore: prefix %q must not contain braces", prefix)
+	}
+	if o.CacheTTL < 0 {
+		return nil, fmt.Errorf("redisstore: negative cache TTL %v", o.CacheTTL)
+	}
+	cacheTTL := o.CacheTTL
+	if cacheTTL == 0 {
+		cacheTTL = DefaultCacheTTL
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opt, err := clientOption(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if o.DisableCache {
+		opt.DisableCache = true
+	}
+	hosts := strings.Join(opt.InitAddress, ",")
+	client, err := rueidis.NewClient(opt)
+	if err != nil && !opt.DisableCache && errors.Is(err, rueidis.ErrNoCache) {
+		log.Warn("redisstore: server lacks RESP3 client-side caching; every Get goes to Redis", "hosts", hosts)
+		opt.DisableCache = true
+		client, err = rueidis.NewClient(opt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: connect to %s: %w", hosts, err)
+	}
+	tag := "{" + strings.TrimSuffix(prefix, ":") + "}:"
+	if tag == "{}:" {
+		tag = "{" + prefix + "}"
+	}
+	s := &Store{
+		client:      client,
+		log:         log,
+		cacheTTL:    cacheTTL,
+		entryPrefix: tag + "e:",
+		metaPrefix:  tag + "m:",
+		tagPrefix:   tag + "t:",
+		lockPrefix:  prefix + "lock:",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opt.Dialer.Timeout+opt.ConnWriteTimeout)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("redisstore: connect to %s: %w", hosts, err)
+	}
+	return s, nil
+}
+
+// clientOption turns the URL into rueidis options, adding the sentinel
+// and host-list forms and this package's timeouts.
+func clientOption(raw string) (rueidis.ClientOption, error) {
+	var opt rueidis.ClientOption
+	if raw == "" {
+		return opt, errors.New("redisstore: empty URL")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return opt, urlError(raw)
+	}
+	q := u.Query()
+	sentinel := false
+	switch u.Scheme {
+	case "redis-sentinel", "valkey-sentinel":
+		u.Scheme, sentinel = "redis", true
+	case "rediss-sentinel", "valkeys-sentinel":
+		u.Scheme, sentinel = "rediss", true
+	case "redis", "rediss", "valkey", "valkeys", "unix":
+	default:
+		return opt, fmt.Errorf("redisstore: URL scheme %q is not redis, rediss, redis-sentinel, rediss-sentinel or unix", u.Scheme)
+	}
+	if sentinel {
+		if u.Fragment != "" && !q.Has("master_set") {
+			q.Set("master_set", u.Fragment)
+		}
+		if q.Get("master_set") == "" {
+			return opt, errors.New("redisstore: a redis-sentinel URL needs the master name: ?master_set=NAME or #NAME")
+		}
+	}
+	u.Fragment, u.RawFragment = "", ""
+	if u.Scheme != "unix" {
+		if u.Host == "" {
+			return opt, errors.New("redisstore: URL has no host")
+		}
+		hosts := strings.Split(u.Host, ",")
+		u.Host = hosts[0]
+		for _, h := range hosts[1:] {
+			if h != "" {
+				q.Add("addr", h)
+			}
+		}
+	}
+	u.RawQuery = q.Encode()
+	opt, err = rueidis.ParseURL(u.String())
+	if err != nil {
+		// rueidis's messages name the bad parameter, not the password;
+		// the URL itself is never echoed.
+		return opt, fmt.Errorf("redisstore: invalid URL: %s", strings.TrimPrefix(err.Error(), "redis: "))
+	}
+	if opt.Dialer.Timeout == 0 {
+		opt.Dialer.Timeout = dialTimeout
+	}
+	if opt.ConnWriteTimeout == 0 {
+		opt.ConnWriteTimeout = readTimeout
+	}
+	if opt.ClientName == "" {
+		opt.ClientName = "cloakroom"
+	}
+	if sentinel {
+		opt.Sentinel.Dialer = opt.Dialer
+		opt.Sentinel.TLSConfig = opt.TLSConfig
+		opt.Sentinel.Username = q.Get("sentinel_username")
+		opt.Sentinel.Password = q.Get("sentinel_password")
+		opt.Sentinel.ClientName = opt.ClientName
+	}
+	opt.CacheSizeEachConn = cacheBytesPerConn
+	opt.RetryDelay = retryDelay
+	return opt, nil
+}
+
+// urlError describes why raw does not parse without quoting it: Go's own
+// messages can include fragments of the password.
+func urlError(raw string) error {
+	// Parse again with the user info cut out: if that works, the problem
+	// is in the user info.
+	redacted := raw
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+			redacted = raw[:i+3] + "REDACTED@" + rest[at+1:]
+		}
+	}
+	if redacted != raw {
+		if _, err := url.Parse(redacted); err == nil {
+			return errors.New("redisstore: invalid URL: bad user or password (percent-encode special characters)")
+		}
+	}
+	var ue *url.Error
+	if _, err := url.Parse(redacted); errors.As(err, &ue) {
+		var esc url.EscapeError
+		if errors.As(ue.Err, &esc) {
+			return errors.New("redisstore: invalid URL: bad percent-escape")
+		}
+		return fmt.Errorf("redisstore: invalid URL: %v", ue.Err)
+	}
+	return errors.New("redisstore: invalid URL")
+}
+
+// retryDelay retries idempotent commands after connection errors a few
+// times with jittered backoff (about 25, 50, 100ms), then gives up so that
+// an outage surfaces as an error instead of a hang.
+func retryDelay(attempts int, _ rueidis.Completed, _ error) time.Duration {
+	if attempts >= maxAttempts {
+		return -1
+	}
+	base := 25 * time.Millisecond << (attempts - 1)
+	return base/2 + mrand.N(base/2+1)
+}
+
+// Ping checks that Redis answers; for readiness probes. It reconnects if
+// the connection was lost.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
+		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Get implements session.Store. The returned slice is the caller's.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	cmd := s.client.B().Get().Key(s.entryPrefix + key).Cache()
+	v, err := s.client.DoCache(ctx, cmd, s.cacheTTL).ToString()
+	if err != nil {
+		if rueidis.IsRedisNil(err) {
+			return nil, session.ErrNotFound
+		}
+		return nil, fmt.Errorf("redisstore: get: %w", err)
+	}
+	// The string may be shared with the client-side cache: copy it.
+	return []byte(v), nil
+}
+
+// setScript replaces an entry, its tag list and its index memberships.
+// KEYS: entry, tag list. ARGV: value, ttl ms, tag-set prefix, key, tags...
+var setScript = rueidis.NewLuaScriptRetryable(`
+local old = redis.call('SMEMBERS', KEYS[2])
+for _, t in ipairs(old) do
+  redis.call('SREM', ARGV[3] .. t, ARGV[4])
+end
+redis.call('DEL', KEYS[2])
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+for i = 5, #ARGV do
+  redis.call('SADD', KEYS[2], ARGV[i])
+  local tk = ARGV[3] .. ARGV[i]
+  redis.call('SADD', tk, ARGV[4])
+  if redis.call('PTTL', tk) < ttl then
+    redis.call('PEXPIRE', tk, ttl)
+  end
+end
+if #ARGV >= 5 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return 1
+`)
+
+// Set implements session.Store. A ttl below 1ms deletes the entry.
+func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration, tags ...string) error {
+	if ttl <= 0 {
+		return s.Delete(ctx, key)
+	}
+	ms := max(ttl.Milliseconds(), 1)
+	args := make([]string, 0, 4+len(tags))
+	// string(v) copies: the command may still be queued when a cancelled
+	// caller gets its buffer back.
+	args = append(args, string(v), strconv.FormatInt(ms, 10), s.tagPrefix, key)
+	args = append(args, tags...)
+	err := setScript.Exec(ctx, s.client, []string{s.entryPrefix + key, s.metaPrefix + key}, args).Error()
+	if err != nil {
+		return fmt.Errorf("redisstore: set: %w", err)
+	}
+	return nil
+}
+
+// deleteScript removes an entry, its tag list and its index memberships.
+// KEYS: entry, tag list. ARGV: tag-set prefix, key.
+var deleteScript = rueidis.NewLuaScriptRetryable(`
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('SREM', ARGV[1] .. t, ARGV[2])
+end
+return redis.call('DEL', KEYS[1], KEYS[2])
+`)
+
+// Delete implements session.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	err := deleteScript.Exec(ctx, s.client, []string{s.entryPrefix + key, s.metaPrefix + key}, []string{s.tagPrefix, key}).Error()
+	if err != nil {
+		return fmt.Errorf("redisstore: delete: %w", err)
+	}
+	return nil
+}
+
+// taggedScript lists a tag's live keys and drops the expired ones.
+// KEYS: tag set. ARGV: entry prefix.
+var taggedScript = rueidis.NewLuaScriptRetryable(`
+local live = {}
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. k) == 1 then
+    live[#live + 1] = k
+  else
+    redis.call('SREM', KEYS[1], k)
+  end
+end
+return live
+`)
+
+// Tagged implements session.Store.
+func (s *Store) Tagged(ctx context.Context, tag string) ([]string, error) {
+	keys, err := taggedScript.Exec(ctx, s.client, []string{s.tagPrefix + tag}, []string{s.entryPrefix}).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: tagged: %w", err)
+	}
+	return keys, nil
+}
+
+// deleteTaggedScript deletes every entry of a tag, with its other index
+// memberships, and the tag set itself.
+// KEYS: tag set. ARGV: entry prefix, tag-list prefix, tag-set prefix.
+var deleteTaggedScript = rueidis.NewLuaScriptRetryable(`
+local n = 0
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local m = ARGV[2] .. k
+  for _, t in ipairs(redis.call('SMEMBERS', m)) do
+    redis.call('SREM', ARGV[3] .. t, k)
+  end
+  n = n + redis.call('DEL', ARGV[1] .. k, m)
+end
+redis.call('DEL', KEYS[1])
+return n
+`)
+
+// DeleteTagged implements session.Store.
+func (s *Store) DeleteTagged(ctx context.Context, tag string) error {
+	err := deleteTaggedScript.Exec(ctx, s.client, []string{s.tagPrefix + tag},
+		[]string{s.entryPrefix, s.metaPrefix, s.tagPrefix}).Error()
+	if err != nil {
+		return fmt.Errorf("redisstore: delete tagged: %w", err)
+	}
+	return nil
+}
+
+// unlockScript deletes a lock only if the caller still owns it.
+// KEYS: lock. ARGV: token.
+var unlockScript = rueidis.NewLuaScriptRetryable(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// Lock implements session.Locker across every process sharing the Redis
+// deployment. It polls every 10–50ms until the lock is free or ctx ends;
+// a Redis error ends the wait at once. The lock expires after ttl (at
+// least 1ms); unlock releases it only while this caller still owns it,
+// so a holder that outlived ttl cannot release its successor's lock.
+func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
+	if ttl < time.Millisecond {
+		return nil, fmt.Errorf("redisstore: lock ttl %v is below 1ms", ttl)
+	}
+	k := s.lockPrefix + key
+	token := rand.Text()
+	ms := ttl.Milliseconds()
+	var timer *time.Timer
+	for {
+		cmd := s.client.B().Set().Key(k).Value(token).Nx().PxMilliseconds(ms).Build()
+		err := s.client.Do(ctx, cmd).Error()
+		if err == nil {
+			break
+		}
+		if !rueidis.IsRedisNil(err) {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			return nil, fmt.Errorf("redisstore: lock: %w", err)
+		}
+		wait := lockWaitMin + mrand.N(lockWaitJitter)
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+	}
+	// Unlocking must work after the caller's context ended, but keeps
+	// its values (trace ids) and has its own bound.
+	base := context.WithoutCancel(ctx)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			uctx, cancel := context.WithTimeout(base, unlockTimeout)
+			defer cancel()
+			if err := unlockScript.Exec(uctx, s.client, []string{k}, []string{token}).Error(); err != nil {
+				// The lock expires by itself after ttl.
+				s.log.Warn("redisstore: unlock failed; the lock expires by its TTL", "ttl", ttl, "err", err)
+			}
+		})
+	}, nil
+}
+
+// Close closes the client. Operations after Close fail.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.client.Close)
+	return nil
+}
