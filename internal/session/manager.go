@@ -1,11 +1,13 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -52,7 +54,23 @@ type Manager struct {
 	onExpire func(*Session)
 
 	cookieMode bool
+
+	// decoded caches unsealed sessions by store key, next to the sealed
+	// bytes they came from: a load whose bytes are unchanged skips the
+	// decryption and the JSON decoding, the bulk of a request's session
+	// cost. Whatever the store returns is still checked byte for byte, so
+	// a change made by another instance is never missed.
+	mu      sync.Mutex
+	decoded map[string]decodedSession
 }
+
+type decodedSession struct {
+	sealed []byte
+	s      Session
+}
+
+// maxDecoded bounds the decoded-session cache.
+const maxDecoded = 10_000
 
 // NewManager checks opts and derives the keys once.
 func NewManager(opts Options) (*Manager, error) {
@@ -74,6 +92,7 @@ func NewManager(opts Options) (*Manager, error) {
 		onExpire: opts.OnExpire,
 
 		cookieMode: opts.CookieMode,
+		decoded:    make(map[string]decodedSession),
 	}
 	if m.cookie == "" {
 		m.cookie = DefaultCookieName
@@ -136,14 +155,18 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("session store: %w", err)
 		}
-		plain, err := m.seal.open(i, b, []byte(key))
-		if err != nil {
-			// Tampered or sealed under a removed key: treat as absent.
-			return nil, ErrNotFound
-		}
-		s := new(Session)
-		if err := json.Unmarshal(plain, s); err != nil {
-			return nil, ErrNotFound
+		s, ok := m.cached(key, b)
+		if !ok {
+			plain, err := m.seal.open(i, b, []byte(key))
+			if err != nil {
+				// Tampered or sealed under a removed key: treat as absent.
+				return nil, ErrNotFound
+			}
+			s = new(Session)
+			if err := json.Unmarshal(plain, s); err != nil {
+				return nil, ErrNotFound
+			}
+			m.remember(key, b, s)
 		}
 		s.ID = id
 		if !m.live(s) {
@@ -218,10 +241,43 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 	if s.IdPSessionID != "" {
 		tags = append(tags, m.SIDTag(s.IdPSessionID))
 	}
-	if err := m.store.Set(ctx, key, m.seal.seal(plain, []byte(key)), ttl, tags...); err != nil {
+	sealed := m.seal.seal(plain, []byte(key))
+	if err := m.store.Set(ctx, key, sealed, ttl, tags...); err != nil {
+		m.forget(key)
 		return fmt.Errorf("session store: %w", err)
 	}
+	m.remember(key, sealed, s)
 	return nil
+}
+
+// cached returns a copy of the session decoded from exactly sealed.
+func (m *Manager) cached(key string, sealed []byte) (*Session, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.decoded[key]
+	if !ok || !bytes.Equal(d.sealed, sealed) {
+		return nil, false
+	}
+	s := d.s
+	return &s, true
+}
+
+func (m *Manager) remember(key string, sealed []byte, s *Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.decoded[key]; !ok && len(m.decoded) >= maxDecoded {
+		for k := range m.decoded { // evict one at random
+			delete(m.decoded, k)
+			break
+		}
+	}
+	m.decoded[key] = decodedSession{sealed: bytes.Clone(sealed), s: *s}
+}
+
+func (m *Manager) forget(key string) {
+	m.mu.Lock()
+	delete(m.decoded, key)
+	m.mu.Unlock()
 }
 
 // LockKey is the Locker key that serialises token work on session id.
@@ -262,7 +318,9 @@ func (m *Manager) Delete(ctx context.Context, s *Session) error {
 		return m.deleteCookie(ctx)
 	}
 	for i := range m.seal.keys {
-		if err := m.store.Delete(ctx, m.seal.lookup(i, "s:", s.ID)); err != nil {
+		key := m.seal.lookup(i, "s:", s.ID)
+		m.forget(key)
+		if err := m.store.Delete(ctx, key); err != nil {
 			return fmt.Errorf("session store: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -240,4 +241,39 @@ func FuzzTicket(f *testing.F) {
 			t.Fatalf("forged ticket %q: %v", v, err)
 		}
 	})
+}
+
+// TestDecodedCacheSeesOtherInstances: two managers on one store (two
+// gateway processes); a change through one is seen at once by the other,
+// whose decoded copy is stale.
+func TestDecodedCacheSeesOtherInstances(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	store := memstore.New(clk.Now)
+	a := newManager(t, store, clk, keyA)
+	b := newManager(t, store, clk, keyA)
+	_, c := create(t, a)
+	for i := range 3 {
+		sa, err := a.Load(request(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb, err := b.Load(request(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb.AccessToken = fmt.Sprint("rotated-", i)
+		if err := b.Save(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := a.Load(request(c)); got.AccessToken != sb.AccessToken {
+			t.Fatalf("round %d: A sees %q, want %q (had %q)", i, got.AccessToken, sb.AccessToken, sa.AccessToken)
+		}
+	}
+	sb, _ := b.Load(request(c))
+	if err := b.Delete(context.Background(), sb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Load(request(c)); err != session.ErrNotFound {
+		t.Errorf("A still loads a session B deleted: %v", err)
+	}
 }
