@@ -3,6 +3,7 @@
 //	cloakroom serve [--config cloakroom.yaml]   run the gateway
 //	cloakroom check [--config cloakroom.yaml]   validate the file, every problem with its line
 //	cloakroom demo  [--port 8080]               everything on localhost, nothing to configure
+//	cloakroom sessions list|revoke ...          operator view of server-side sessions
 //	cloakroom version                           version and build info
 //
 // Exit codes: 0 ok, 1 bad config or refused start, 2 usage.
@@ -31,6 +32,7 @@ commands:
   serve    [--config cloakroom.yaml]  run the gateway
   check    [--config cloakroom.yaml]  validate the configuration
   demo     [--port 8080]              run a self-contained demo on localhost
+  sessions list|revoke ...            operator view of server-side sessions
   version                             print version and build info
 `
 
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "sessions":
+		return sessions(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		version(stdout)
 		return 0

@@ -37,7 +37,7 @@ var allowed = map[string][]string{
 	"internal/demo/idp":            {},
 	"internal/oidctest/zitadelop":  {},
 	"internal/server": {
-		"internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
+		"internal/admin", "internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
 		"internal/proxy", "internal/session", "internal/session/memstore", "internal/session/filestore", "internal/spa", "internal/tokens",
 	},
 }

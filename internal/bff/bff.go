@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -44,17 +45,28 @@ const loginTTL = 10 * time.Minute
 type Options struct {
 	Sessions     *session.Manager
 	OIDC         *oidc.Client
+	Tokens       *tokens.Source
 	CSRF         *csrf.Checker
 	CallbackPath string
-	Logger       *slog.Logger
+	// PublicOrigin is the origin the browser sees (silent login's
+	// postMessage target).
+	PublicOrigin string
+	// Locker and Replay remember logout-token ids across instances.
+	Locker session.Locker
+	Replay session.Store
+	Logger *slog.Logger
 }
 
 // Handler serves /bff/*.
 type Handler struct {
 	sessions *session.Manager
 	oidc     *oidc.Client
+	tokens   *tokens.Source
 	csrf     *csrf.Checker
 	callback string
+	origin   string
+	locker   session.Locker
+	replay   session.Store
 	log      *slog.Logger
 }
 
@@ -63,7 +75,10 @@ func New(o Options) *Handler {
 	if o.CallbackPath == "" {
 		o.CallbackPath = "/bff/callback"
 	}
-	return &Handler{sessions: o.Sessions, oidc: o.OIDC, csrf: o.CSRF, callback: o.CallbackPath, log: o.Logger}
+	return &Handler{
+		sessions: o.Sessions, oidc: o.OIDC, tokens: o.Tokens, csrf: o.CSRF, callback: o.CallbackPath,
+		origin: o.PublicOrigin, locker: o.Locker, replay: o.Replay, log: o.Logger,
+	}
 }
 
 // Register adds the endpoints to mux.
@@ -72,6 +87,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+h.callback, httpx.Handle(h.log, h.callbackHandler))
 	mux.Handle("GET "+UserPath, httpx.Handle(h.log, h.user))
 	mux.Handle("GET "+LogoutPath, httpx.Handle(h.log, h.logout))
+	mux.Handle("POST "+BackchannelPath, httpx.Handle(h.log, h.backchannel))
+	mux.Handle("GET "+FrontchannelPath, httpx.Handle(h.log, h.frontchannel))
+	mux.Handle("GET "+SilentCallbackPath, httpx.Handle(h.log, h.silentCallback))
 }
 
 // attempt is what the login-attempt cookie carries, sealed.
@@ -168,6 +186,9 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 		return h.failPage(w, r, "the sign-in response did not come from the configured identity provider", err)
 	}
 	if e := q.Get("error"); e != "" {
+		if a.Prompt == "none" && silentErrors[e] {
+			return h.silentResult(w, false)
+		}
 		return h.failPage(w, r, "the identity provider refused the sign-in ("+safeCode(e)+")", nil)
 	}
 	code := q.Get("code")
@@ -188,6 +209,8 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 		IdPSessionID: t.SID,
 		SessionState: q.Get("session_state"),
 		LogoutID:     random(16),
+		ClientIP:     clientIP(r),
+		UserAgent:    shorten(r.UserAgent(), 120),
 	}
 	tokens.Apply(s, t, h.sessions.Now())
 	if err := h.sessions.Create(r.Context(), w, s); err != nil {
@@ -197,6 +220,9 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
 	}
 	h.log.InfoContext(r.Context(), "login completed", "request_id", httpx.RequestID(r.Context()))
+	if a.Prompt == "none" {
+		return h.silentResult(w, true)
+	}
 	return landingPage(w, a.Return)
 }
 
@@ -346,4 +372,19 @@ func random(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }

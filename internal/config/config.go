@@ -42,6 +42,11 @@ type Config struct {
 	// AdminListen is the host:port of /metrics, /healthz, /readyz and the
 	// session admin API. Default empty: off.
 	AdminListen string `yaml:"admin_listen"`
+	// AdminToken is the bearer token the session admin API requires (at
+	// least 32 bytes), or read from AdminTokenFile. Without one the
+	// session admin API is off; /metrics, /healthz and /readyz need none.
+	AdminToken     string `yaml:"admin_token"`
+	AdminTokenFile string `yaml:"admin_token_file"`
 	// TrustedProxies are CIDRs or bare IPs whose X-Forwarded-* headers are
 	// believed. Default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`

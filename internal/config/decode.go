@@ -29,7 +29,9 @@ type meta struct {
 	// secretFromFile tells that OIDC.ClientSecret was read from
 	// OIDC.ClientSecretFile.
 	secretFromFile bool
-	warnings       []Problem
+	// adminFromFile tells that AdminToken was read from AdminTokenFile.
+	adminFromFile bool
+	warnings      []Problem
 }
 
 // maxDepth bounds alias and merge-key chains; the types are shallower.

@@ -108,6 +108,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	}
 	list := d.problems
 	list = append(list, cfg.readSecretFile()...)
+	list = append(list, cfg.readAdminTokenFile()...)
 
 	// A key that did not decode keeps its default or stays empty; what
 	// Validate says about it, or below it, adds nothing.
@@ -178,6 +179,23 @@ func (c *Config) readSecretFile() []Problem {
 	}
 	o.ClientSecret = s
 	c.meta.secretFromFile = true
+	return nil
+}
+
+// readAdminTokenFile fills AdminToken from AdminTokenFile.
+func (c *Config) readAdminTokenFile() []Problem {
+	if c.AdminTokenFile == "" || c.AdminToken != "" {
+		return nil
+	}
+	const key = "admin_token_file"
+	b, err := os.ReadFile(c.AdminTokenFile)
+	if err != nil {
+		return []Problem{{Line: c.line(key), Key: key, Msg: "cannot read the file: " + fsReason(err)}}
+	}
+	c.AdminToken = strings.TrimRight(string(b), "\r\n")
+	if c.meta != nil {
+		c.meta.adminFromFile = true
+	}
 	return nil
 }
 

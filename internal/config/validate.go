@@ -81,7 +81,16 @@ func (v *validator) addresses() {
 	} else {
 		v.hostPort("listen", c.Listen)
 	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" && !(c.meta != nil && c.meta.adminFromFile) {
+		v.errorf("admin_token_file", "set either admin_token or admin_token_file, not both: remove one")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 32 {
+		v.errorf("admin_token", "must be at least 32 bytes; generate one with: openssl rand -base64 32")
+	}
 	if c.AdminListen == "" {
+		if c.AdminToken != "" {
+			v.warnf("admin_token", "is unused without admin_listen: set admin_listen, e.g. 127.0.0.1:9090")
+		}
 		return
 	}
 	host, ok := v.hostPort("admin_listen", c.AdminListen)

@@ -372,3 +372,13 @@ func (e *env) login(t *testing.T, b *browser, user string) response {
 }
 
 func serverOptions() server.Options { return server.Options{} }
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func mustB64Decode(s string) string {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}

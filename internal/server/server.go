@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloakroom/cloakroom/internal/admin"
 	"github.com/cloakroom/cloakroom/internal/bff"
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/csrf"
@@ -44,14 +45,19 @@ type Options struct {
 	Now func() time.Time
 	// HTTPClient for the identity provider; default oidc.NewHTTPClient.
 	HTTPClient *http.Client
+	// AdminListener, when set, is used instead of listening on
+	// cfg.AdminListen.
+	AdminListener net.Listener
 }
 
 // Server is a built gateway.
 type Server struct {
 	Handler http.Handler
-	OIDC    *oidc.Client
-	store   session.Store
-	log     *slog.Logger
+	// Admin serves /healthz, /readyz and the session admin API.
+	Admin http.Handler
+	OIDC  *oidc.Client
+	store session.Store
+	log   *slog.Logger
 }
 
 // New builds the gateway from cfg. It starts nothing.
@@ -126,10 +132,6 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	// /bff/ belongs to the gateway: what it does not answer is 404, never
 	// the SPA or a dev server.
 	mux.Handle("/bff/", http.NotFoundHandler())
-	bff.New(bff.Options{
-		Sessions: sessions, OIDC: oc, CSRF: check,
-		CallbackPath: cfg.OIDC.CallbackPath, Logger: log,
-	}).Register(mux)
 
 	var trusted []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
@@ -156,6 +158,15 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Logger:        log,
 		Now:           o.Now,
 	})
+	replay := store
+	if replay == nil {
+		replay = memstore.New(o.Now) // cookie mode keeps no sessions, but still no replays
+	}
+	bff.New(bff.Options{
+		Sessions: sessions, OIDC: oc, Tokens: src, CSRF: check,
+		CallbackPath: cfg.OIDC.CallbackPath, PublicOrigin: pub.Scheme + "://" + pub.Host,
+		Locker: locker, Replay: replay, Logger: log,
+	}).Register(mux)
 	popts := proxy.Options{
 		PublicURL:      pub,
 		CSRFHeader:     check.Header(),
@@ -200,7 +211,24 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
 	h = hostGuard(pub.Host, h)
 	h = requestID(h)
-	return &Server{Handler: h, OIDC: oc, store: store, log: log}, nil
+	checks := map[string]admin.Check{
+		"identity_provider": func(context.Context) error {
+			if !oc.Ready() {
+				return errors.New("discovery has not succeeded yet")
+			}
+			return nil
+		},
+	}
+	if store != nil {
+		checks["session_store"] = func(ctx context.Context) error {
+			if _, err := store.Get(ctx, "readiness-probe"); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return errors.New("unreachable")
+			}
+			return nil
+		}
+	}
+	adm := admin.New(admin.Options{Sessions: sessions, Tokens: src, Token: cfg.AdminToken, Checks: checks, Logger: log})
+	return &Server{Handler: h, Admin: adm, OIDC: oc, store: store, log: log}, nil
 }
 
 // openStore opens the configured store; nil means cookie mode.
@@ -277,8 +305,20 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var adminSrv *http.Server
+	aln := o.AdminListener
+	if aln == nil && cfg.AdminListen != "" {
+		if aln, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			srv.Close()
+			return fmt.Errorf("admin_listen: %w", err)
+		}
+	}
+	if aln != nil {
+		adminSrv = &http.Server{Handler: s.Admin, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+		go func() { errc <- adminSrv.Serve(aln) }()
+	}
 	s.log.Info("cloakroom listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
 	select {
 	case err := <-errc:
@@ -287,6 +327,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
+	if adminSrv != nil {
+		defer adminSrv.Close()
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

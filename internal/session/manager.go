@@ -168,7 +168,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 			}
 			m.remember(key, b, s)
 		}
-		s.ID = id
+		s.ID, s.Handle = id, key
 		if !m.live(s) {
 			if m.onExpire != nil {
 				m.onExpire(s)

@@ -18,6 +18,9 @@ var ErrNotFound = errors.New("session not found")
 type Session struct {
 	// ID is the cookie's ticket. It is not part of the sealed data.
 	ID string `json:"-"`
+	// Handle names the session to operators: its store key, a keyed hash
+	// of the ticket from which the ticket cannot be recovered. Set by loads.
+	Handle string `json:"-"`
 
 	Subject      string `json:"sub"`
 	Issuer       string `json:"iss"`
@@ -37,6 +40,10 @@ type Session struct {
 	// AccessExpiry it gives the token's lifetime.
 	AccessObtained time.Time `json:"access_obtained,omitzero"`
 	Scopes         []string  `json:"scopes,omitempty"`
+
+	// ClientIP and UserAgent (shortened) at login, for operators.
+	ClientIP  string `json:"client_ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
 
 	Created  time.Time `json:"created"`
 	LastSeen time.Time `json:"last_seen"`

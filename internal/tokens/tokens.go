@@ -610,3 +610,21 @@ func (s *Source) exchange(ctx context.Context, rt *Route, userToken string) (str
 		return s.oidc.ExchangeToken(ctx, userToken, rt.params)
 	})
 }
+
+// End ends a session found by handle (back-channel logout, operators):
+// its refresh token is revoked at the provider, bounded in time, and a
+// revocation failure is logged, never keeps the session alive.
+func (s *Source) End(ctx context.Context, sess *session.Session) error {
+	if sess.RefreshToken != "" {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		err := s.oidc.Revoke(rctx, sess.RefreshToken, "refresh_token")
+		cancel()
+		if err != nil {
+			s.log.Warn("refresh token revocation failed", "error", err)
+		}
+	}
+	if sess.Handle != "" {
+		return s.sessions.DeleteHandle(ctx, sess.Handle)
+	}
+	return s.sessions.Delete(ctx, sess)
+}
