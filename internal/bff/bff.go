@@ -141,12 +141,22 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		Secure:   true,
 		HttpOnly: true,
 		// Lax: the cookie must come back on the provider's top-level
-		// cross-site redirect to the callback.
-		SameSite: http.SameSiteLaxMode,
+		// cross-site redirect to the callback. A silent login runs in an
+		// iframe, where only SameSite=None cookies come back from a
+		// cross-site redirect; the cookie is sealed and bound to its state,
+		// so sending it cross-site discloses nothing.
+		SameSite: loginSameSite(prompt),
 	})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusFound)
 	return nil
+}
+
+func loginSameSite(prompt string) http.SameSite {
+	if prompt == "none" {
+		return http.SameSiteNoneMode
+	}
+	return http.SameSiteLaxMode
 }
 
 func loginCookieName(state string) string {
@@ -167,7 +177,7 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return h.failPage(w, r, "this sign-in attempt is unknown or has expired; start again", nil)
 	}
-	clearCookie(w, c.Name, http.SameSiteLaxMode)
+	clearCookie(w, c.Name, http.SameSiteLaxMode) // attributes need not match to expire it
 	var a attempt
 	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
 	if err == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -205,4 +206,52 @@ func TestFrontchannelLogout(t *testing.T) {
 	if r := b.get(e.g.URL+"/bff/user", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("session survived front-channel logout: %d", r.StatusCode)
 	}
+}
+
+func TestSilentLogin(t *testing.T) {
+	e := newEnv(t, nil)
+	b := newBrowser(t)
+	origin := e.g.URL
+	silent := func() response {
+		auth := location(t, b.get(e.g.URL+"/bff/login?prompt=none"))
+		if auth.Query().Get("prompt") != "none" {
+			t.Fatalf("prompt not passed on: %s", auth)
+		}
+		if raw := b.get(e.g.URL + "/bff/login?prompt=none").Header.Get("Set-Cookie"); !strings.Contains(raw, "SameSite=None") || !strings.Contains(raw, "Secure") {
+			t.Errorf("silent login-attempt cookie: %s", raw)
+		}
+		cb := location(t, b.get(auth.String())) // the provider answers at once, no form
+		return b.get(cb.String())
+	}
+	want := func(r response, loggedIn bool) {
+		t.Helper()
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("silent callback: %d %s", r.StatusCode, r.Body)
+		}
+		msg := regexp.MustCompile(fmt.Sprintf(`window\.parent\.postMessage\(\{source: "bff-silent-login", isLoggedIn:\s*%v\s*\}, "%s"\)`, loggedIn, regexp.QuoteMeta(origin)))
+		if !msg.MatchString(r.Body) {
+			t.Errorf("page does not post isLoggedIn %v to %s: %s", loggedIn, origin, r.Body)
+		}
+		csp := r.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'nonce-") || !strings.Contains(csp, "frame-ancestors 'self'") {
+			t.Errorf("CSP %q", csp)
+		}
+		if r.Header.Get("X-Frame-Options") != "SAMEORIGIN" {
+			t.Errorf("X-Frame-Options %q", r.Header.Get("X-Frame-Options"))
+		}
+	}
+	// Not signed in at the provider: login_required is a normal "false".
+	want(silent(), false)
+	if r := b.get(e.g.URL+"/bff/user", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a session after a failed silent login: %d", r.StatusCode)
+	}
+	// Signed in at the provider (and here), then the session here ends:
+	// silent login brings it back without a form.
+	e.login(t, b, "alice")
+	location(t, b.get(e.g.URL+claim(t, b, e.g.URL, "bff:logout_url")))
+	want(silent(), true)
+	if r := b.get(e.g.URL+"/bff/user", "X-CSRF", "1"); r.StatusCode != http.StatusOK {
+		t.Errorf("no session after a silent login: %d", r.StatusCode)
+	}
+	want(b.get(e.g.URL+"/bff/silent-login-callback"), true)
 }
