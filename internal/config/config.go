@@ -58,6 +58,7 @@ type Config struct {
 	Frontend   Frontend    `yaml:"frontend"`
 	APIs       []API       `yaml:"apis"`
 	Composites []Composite `yaml:"composites"`
+	RateLimit  RateLimit   `yaml:"rate_limit"`
 
 	// meta is what Parse learnt from the file: lines, which values came
 	// from the environment, warnings. Nil for a Config made in code.
@@ -178,6 +179,20 @@ type Frontend struct {
 	Dir string `yaml:"dir"`
 	// DevServer is an http(s) URL to proxy to while developing.
 	DevServer string `yaml:"dev_server"`
+	// CSP is index.html's Content-Security-Policy; {nonce} becomes the
+	// response's nonce, which is also set on every <script> tag. Default:
+	// a strict same-origin policy with nonce'd scripts.
+	CSP string `yaml:"csp"`
+}
+
+// RateLimit bounds request rates per client; 0 turns a limit off.
+type RateLimit struct {
+	// APIPerSecond limits API and composite calls per session (per client
+	// IP when anonymous); bursts of twice as many pass. Default 50.
+	APIPerSecond int `yaml:"api_per_second"`
+	// LoginPerMinute limits /bff/login and the callback per client IP;
+	// bursts of as many pass. Default 30.
+	LoginPerMinute int `yaml:"login_per_minute"`
 }
 
 // API is one proxied route.
@@ -201,6 +216,12 @@ type API struct {
 	// Timeout bounds one upstream call. Default 30s in the file; 0 means
 	// no per-route limit.
 	Timeout time.Duration `yaml:"timeout"`
+	// Methods, when set, are the only HTTP methods the route accepts
+	// (others get 405). Default: any.
+	Methods []string `yaml:"methods"`
+	// MaxBodyBytes bounds a request body; larger ones get 413. Default
+	// 10485760 (10 MiB); 0 means no limit.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 }
 
 // Require is an authorization policy; a request that fails it gets 403.
@@ -264,7 +285,8 @@ func Default() *Config {
 			RefreshBefore:   60 * time.Second,
 			MaxSessions:     100_000,
 		},
-		CSRF: CSRF{Header: "X-CSRF", Value: "1"},
+		CSRF:      CSRF{Header: "X-CSRF", Value: "1"},
+		RateLimit: RateLimit{APIPerSecond: 50, LoginPerMinute: 30},
 	}
 }
 
@@ -272,6 +294,7 @@ func Default() *Config {
 func (a *API) setDefaults() {
 	a.Token = TokenUser
 	a.Timeout = 30 * time.Second
+	a.MaxBodyBytes = 10 << 20
 }
 
 // Warnings returns what Load or Parse found worth saying that did not make

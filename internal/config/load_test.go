@@ -240,7 +240,7 @@ func TestDecodeProblems(t *testing.T) {
 				{Line: 10, Key: "lisen", Msg: `unknown key; did you mean "listen"?`},
 				{Line: 14, Key: "apis[0].tokn", Msg: `unknown key; did you mean "token"?`},
 				{Line: 15, Key: "apis[0].require.scope", Msg: `unknown key; did you mean "scopes"?`},
-				{Line: 16, Key: "whatever", Msg: "unknown key; the keys at the top level are: listen, public_url, admin_listen, admin_token, admin_token_file, trusted_proxies, oidc, session, csrf, cors, frontend, apis, composites"},
+				{Line: 16, Key: "whatever", Msg: "unknown key; the keys at the top level are: listen, public_url, admin_listen, admin_token, admin_token_file, trusted_proxies, oidc, session, csrf, cors, frontend, apis, composites, rate_limit"},
 			},
 		},
 		{
@@ -339,8 +339,8 @@ apis:
 		t.Fatal(err)
 	}
 	want := []API{
-		{Path: "/a/", Upstream: "http://api.internal/", Token: "client", Timeout: 5 * time.Second},
-		{Path: "/b/", Upstream: "http://api.internal/", Token: "user", Timeout: 5 * time.Second},
+		{Path: "/a/", Upstream: "http://api.internal/", Token: "client", Timeout: 5 * time.Second, MaxBodyBytes: 10 << 20},
+		{Path: "/b/", Upstream: "http://api.internal/", Token: "user", Timeout: 5 * time.Second, MaxBodyBytes: 10 << 20},
 	}
 	if diff := cmp.Diff(want, cfg.APIs); diff != "" {
 		t.Errorf("apis (-want +got):\n%s", diff)
@@ -361,6 +361,8 @@ apis:
     token: user
     require: {scopes: [orders.read], claims: {role: [admin, staff]}}
     timeout: 1m30s
+    methods: [GET, POST]
+    max_body_bytes: 1024
   - path: /api/catalog/
     upstream: https://catalog.example.com/
     token: client
@@ -368,6 +370,7 @@ apis:
     resource: https://catalog.example.com/
     audience: catalog
     timeout: 0s
+    max_body_bytes: 0
 composites:
   - path: /bff/dashboard
     parts:
@@ -375,6 +378,7 @@ composites:
       catalog: {api: /api/catalog/, path: top}
     profiles:
       mobile: {allow: [orders.id], deny: [catalog.secret]}
+rate_limit: {api_per_second: 7, login_per_minute: 0}
 `
 	got, err := Parse("cloakroom.yaml", []byte(data), nil)
 	if err != nil {

@@ -311,6 +311,9 @@ func (v *validator) session() {
 	if s.RefreshBefore < 0 {
 		v.errorf("session.refresh_before", "must not be negative: write e.g. 60s, or 0 to refresh only expired tokens")
 	}
+	if rl := v.c.RateLimit; rl.APIPerSecond < 0 || rl.LoginPerMinute < 0 {
+		v.errorf("rate_limit", "limits must not be negative: 0 turns a limit off")
+	}
 	if s.MaxSessions < 0 {
 		v.errorf("session.max_sessions", "must not be negative: write e.g. 100000, or 0 for no limit")
 	}
@@ -478,6 +481,16 @@ func (v *validator) apis() {
 			v.errorf(p+".token", "%s is not a token mode: use %s", v.quote(p+".token", a.Token), strings.Join(tokenModes, ", "))
 		} else {
 			v.tokenShape(p, a)
+		}
+		for j, m := range a.Methods {
+			switch m {
+			case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+			default:
+				v.errorf(fmt.Sprintf("%s.methods[%d]", p, j), "%q is not an HTTP method: use upper case, e.g. GET or POST", m)
+			}
+		}
+		if a.MaxBodyBytes < 0 {
+			v.errorf(p+".max_body_bytes", "must not be negative: write e.g. 1048576, or 0 for no limit")
 		}
 		if a.Timeout < 0 {
 			v.errorf(p+".timeout", "must not be negative: write e.g. 30s, or 0 for no per-route limit")

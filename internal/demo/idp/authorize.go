@@ -210,9 +210,10 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 
 	// A new cookie value on every login; the same user keeps their session
 	// (and sid), another user's session ends.
+	var notices []logoutNotice
 	oldKey, sess := p.sessionLocked(r, now)
 	if sess != nil && sess.sub != u.Subject {
-		p.endSessionLocked(oldKey, sess, "another user signed in")
+		notices = p.endSessionLocked(oldKey, sess, "another user signed in")
 		sess = nil
 	}
 	if sess != nil {
@@ -228,6 +229,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 	p.stats.Logins++
 	loc, err := p.issueCodeLocked(lr.req, sess, now)
 	p.mu.Unlock()
+	p.sendLogouts(notices)
 
 	p.log.Info("idp: login", "username", username, "sub", u.Subject, "sid", sess.sid, "client_id", lr.req.clientID)
 	http.SetCookie(w, &http.Cookie{

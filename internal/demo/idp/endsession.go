@@ -9,8 +9,9 @@ import (
 
 // serveEndSession implements OIDC RP-Initiated Logout 1.0. It ends the
 // browser's login session and, when id_token_hint names a live session of
-// the same subject, that one too. Refresh tokens of the ended sessions stay
-// valid: relying parties revoke theirs (RFC 7009) on logout.
+// the same subject, that one too, and sends back-channel logout tokens to
+// the clients of the ended sessions. Refresh tokens of the ended sessions
+// stay valid: relying parties revoke theirs (RFC 7009) on logout.
 func (p *Provider) serveEndSession(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -68,19 +69,21 @@ func (p *Provider) serveEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 
 	now := p.now()
+	var notices []logoutNotice
 	p.mu.Lock()
 	if key, s := p.sessionLocked(r, now); s != nil {
-		p.endSessionLocked(key, s, "end_session")
+		notices = p.endSessionLocked(key, s, "end_session")
 	}
 	if hint != nil {
 		sid, _ := hint["sid"].(string)
 		sub, _ := hint["sub"].(string)
 		if key := p.sids[sid]; key != "" && p.sessions[key] != nil && p.sessions[key].sub == sub {
-			p.endSessionLocked(key, p.sessions[key], "end_session id_token_hint")
+			notices = append(notices, p.endSessionLocked(key, p.sessions[key], "end_session id_token_hint")...)
 		}
 	}
 	p.stats.EndSessions++
 	p.mu.Unlock()
+	p.sendLogouts(notices)
 
 	http.SetCookie(w, &http.Cookie{
 		Name:     SessionCookieName,

@@ -50,6 +50,57 @@ type env struct {
 	p     *Provider
 	srv   *httptest.Server
 	clock *fakeClock
+	rcv   *receiver // the web client's back-channel logout endpoint
+}
+
+// logoutRequest is a request a receiver got.
+type logoutRequest struct {
+	method, path, contentType, token string
+}
+
+// receiver plays the relying parties' back-channel logout endpoints: it
+// records every request and answers 200 unless answer says otherwise.
+type receiver struct {
+	srv *httptest.Server
+
+	mu  sync.Mutex
+	got []logoutRequest
+	// answer, when set, writes the response to the n-th request (from 1).
+	answer func(n int, w http.ResponseWriter)
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		rc.mu.Lock()
+		rc.got = append(rc.got, logoutRequest{
+			method: r.Method, path: r.URL.Path, contentType: r.Header.Get("Content-Type"),
+			token: r.PostForm.Get("logout_token"),
+		})
+		n, answer := len(rc.got), rc.answer
+		rc.mu.Unlock()
+		if answer != nil {
+			answer(n, w)
+		}
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) setAnswer(f func(n int, w http.ResponseWriter)) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.answer = f
+}
+
+// requests returns the requests received so far and forgets them.
+func (rc *receiver) requests() []logoutRequest {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	got := rc.got
+	rc.got = nil
+	return got
 }
 
 func testUsers() []User {
@@ -70,11 +121,12 @@ func newEnv(t *testing.T, mutate func(*Options)) *env {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	clock := &fakeClock{t: time.Now()}
+	rcv := newReceiver(t)
 	opts := Options{
 		Issuer: "http://" + srv.Listener.Addr().String(),
 		Clients: []Client{
 			{ID: webID, Secret: webSecret, RedirectURIs: []string{redirectURI}, PostLogoutRedirectURIs: []string{postLogoutURI},
-				BackchannelLogoutURI: rpOrigin + "/bff/backchannel"},
+				BackchannelLogoutURI: rcv.srv.URL + "/bff/backchannel"},
 			{ID: apiID, Secret: apiSecret},
 		},
 		Users:     testUsers(),
@@ -91,7 +143,9 @@ func newEnv(t *testing.T, mutate func(*Options)) *env {
 	srv.Config.Handler = p
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &env{t: t, p: p, srv: srv, clock: clock}
+	// Before the receiver closes: cleanups run last-registered first.
+	t.Cleanup(p.WaitBackchannel)
+	return &env{t: t, p: p, srv: srv, clock: clock, rcv: rcv}
 }
 
 // browser is a client with a cookie jar that stops at the relying party.
@@ -100,7 +154,9 @@ func (e *env) browser() *http.Client {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c := e.srv.Client()
+	// A copy: srv.Client returns the same client on every call.
+	c := new(http.Client)
+	*c = *e.srv.Client()
 	c.Jar = jar
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if strings.HasPrefix(req.URL.String(), rpOrigin+"/") {

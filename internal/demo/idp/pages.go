@@ -48,6 +48,19 @@ button{margin-top:1rem;padding:.5rem 1rem}
 </html>
 {{end}}
 
+{{define "account"}}{{template "head" .}}
+{{if .Subject}}<p id="status">Signed in as <strong id="username">{{.Username}}</strong> (subject <code id="subject">{{.Subject}}</code>, session <code id="sid">{{.SID}}</code>).</p>
+<form method="post" action="{{.EndSessionAction}}">
+<button id="logout" type="submit">Sign out of this browser</button>
+</form>
+<form method="post" action="{{.LogoutAllAction}}">
+<button id="logout-all" type="submit">Sign out everywhere</button>
+</form>
+{{else}}<p id="status">Not signed in at the provider.</p>
+{{end}}</body>
+</html>
+{{end}}
+
 {{define "message"}}{{template "head" .}}
 <p id="message">{{.Message}}</p>
 </body>
