@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"cmd/cloakroom":                {"internal/config", "internal/server", "internal/demo"},
 	"internal/archtest":            {},
 	"internal/httpx":               {},
+	"internal/admin":               {"internal/session", "internal/tokens", "internal/httpx"},
 	"internal/config":              {},
 	"internal/session":             {},
 	"internal/session/memstore":    {"internal/session"},
