@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,10 @@ type Route struct {
 	// Timeout bounds the wait for the upstream's response headers (not the
 	// body, so streams may run long); zero means no limit.
 	Timeout time.Duration
+	// Methods, when set, are the only methods accepted (else 405).
+	Methods []string
+	// MaxBodyBytes bounds the request body (else 413); zero means none.
+	MaxBodyBytes int64
 }
 
 // Options are shared by every route.
@@ -97,6 +102,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := checkPath(r.URL); err != nil {
 		httpx.WriteError(w, r, h.log, httpx.Error{Code: http.StatusBadRequest, Msg: err.Error()})
 		return
+	}
+	if len(h.rt.Methods) > 0 && !slices.Contains(h.rt.Methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(h.rt.Methods, ", "))
+		httpx.WriteError(w, r, h.log, httpx.Error{Code: http.StatusMethodNotAllowed, Msg: "method not allowed on this route"})
+		return
+	}
+	if max := h.rt.MaxBodyBytes; max > 0 {
+		if r.ContentLength > max {
+			httpx.WriteError(w, r, h.log, httpx.Error{Code: http.StatusRequestEntityTooLarge, Msg: "request body too large"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
 	}
 	tok, err := h.rt.Bearer.Token(r)
 	if err != nil {
@@ -194,6 +211,9 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		}
 	}
 	hd.Set("X-Content-Type-Options", "nosniff")
+	// An API answer is data: should a browser ever render one, it gets
+	// no script, no plugins, no framing.
+	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
 	return nil
 }
 
@@ -203,6 +223,11 @@ func (h *handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		h.log.InfoContext(r.Context(), "client went away", "request_id", httpx.RequestID(r.Context()), "path", r.URL.Path)
 		w.WriteHeader(499)
+		return
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		httpx.WriteError(w, r, h.log, httpx.Error{Code: http.StatusRequestEntityTooLarge, Msg: "request body too large"})
 		return
 	}
 	code, msg := http.StatusBadGateway, "the upstream service is unavailable"

@@ -27,6 +27,7 @@ import (
 	"github.com/cloakroom/cloakroom/internal/httpx"
 	"github.com/cloakroom/cloakroom/internal/oidc"
 	"github.com/cloakroom/cloakroom/internal/proxy"
+	"github.com/cloakroom/cloakroom/internal/ratelimit"
 	"github.com/cloakroom/cloakroom/internal/session"
 	"github.com/cloakroom/cloakroom/internal/session/filestore"
 	"github.com/cloakroom/cloakroom/internal/session/memstore"
@@ -174,6 +175,21 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		TrustedProxies: trusted,
 		Logger:         log,
 	}
+	ip := clientIPFunc(trusted)
+	var apiLimit, loginLimit *ratelimit.Limiter
+	if n := cfg.RateLimit.APIPerSecond; n > 0 {
+		apiLimit = ratelimit.New(float64(n), 2*n, o.Now)
+	}
+	if n := cfg.RateLimit.LoginPerMinute; n > 0 {
+		loginLimit = ratelimit.New(float64(n)/60, n, o.Now)
+	}
+	// API calls are limited per session, anonymous ones per client IP.
+	apiKey := func(r *http.Request) string {
+		if t := sessions.Ticket(r); t != "" {
+			return "s\x00" + t
+		}
+		return "ip\x00" + ip(r)
+	}
 	var apiPrefixes []string
 	for _, a := range cfg.APIs {
 		up, err := url.Parse(a.Upstream)
@@ -188,14 +204,20 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
 		}
-		h := proxy.New(proxy.Route{Prefix: a.Path, Upstream: up, Bearer: bearer, Timeout: a.Timeout}, popts)
+		var h http.Handler = proxy.New(proxy.Route{
+			Prefix: a.Path, Upstream: up, Bearer: bearer, Timeout: a.Timeout,
+			Methods: a.Methods, MaxBodyBytes: int64(a.MaxBodyBytes),
+		}, popts)
+		if apiLimit != nil {
+			h = apiLimit.Middleware(apiKey, h)
+		}
 		mux.Handle(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, h))
 		apiPrefixes = append(apiPrefixes, a.Path)
 	}
 
 	switch {
 	case o.Frontend != nil:
-		mux.Handle("/", spa.NewFiles(o.Frontend, apiPrefixes...))
+		mux.Handle("/", spa.NewFiles(o.Frontend, apiPrefixes...).WithCSP(cfg.Frontend.CSP))
 	case cfg.Frontend.DevServer != "":
 		u, err := url.Parse(cfg.Frontend.DevServer)
 		if err != nil {
@@ -203,11 +225,19 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		}
 		mux.Handle("/", spa.DevServer(u))
 	case cfg.Frontend.Dir != "":
-		mux.Handle("/", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...))
+		mux.Handle("/", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(cfg.Frontend.CSP))
 	}
 
 	var h http.Handler = mux
 	h = sessions.Middleware(h)
+	if loginLimit != nil {
+		h = limitPaths(loginLimit, ip, []string{bff.LoginPath, cfg.OIDC.CallbackPath}, h)
+	}
+	h, err = csrf.CrossOrigin(cfg.CORS.AllowedOrigins, h)
+	if err != nil {
+		return nil, fmt.Errorf("cors.allowed_origins: %w", err)
+	}
+	h = csrf.CORS(cfg.CORS.AllowedOrigins, check.Header(), h)
 	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
 	h = hostGuard(pub.Host, h)
 	h = requestID(h)
@@ -249,6 +279,53 @@ func openStore(cfg config.Session, now func() time.Time, log *slog.Logger) (sess
 		return nil, errors.New("session.store: redis is not available in this build yet")
 	default:
 		return nil, fmt.Errorf("session.store: unknown store %q", spec)
+	}
+}
+
+// limitPaths applies l, keyed by client IP, to requests for paths.
+func limitPaths(l *ratelimit.Limiter, ip func(*http.Request) string, paths []string, next http.Handler) http.Handler {
+	limited := l.Middleware(ip, next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slices.Contains(paths, r.URL.Path) {
+			limited.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clientIPFunc returns the client's address: the connection's peer, or,
+// when the peer is a trusted proxy, the right-most X-Forwarded-For entry
+// that is not one (entries further left are the client's own claims).
+func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	return func(r *http.Request) string {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return r.RemoteAddr
+		}
+		addr, err := netip.ParseAddr(host)
+		if err != nil || !isTrusted(addr.Unmap()) {
+			return host
+		}
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				return host
+			}
+			if !isTrusted(a.Unmap()) {
+				return a.Unmap().String()
+			}
+		}
+		return host
 	}
 }
 

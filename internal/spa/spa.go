@@ -42,6 +42,15 @@ func NewFiles(fsys fs.FS, noFallback ...string) *Files {
 	return &Files{fsys: fsys, csp: DefaultCSP, reserved: append(append([]string(nil), reserved...), noFallback...)}
 }
 
+// WithCSP sets index.html's policy; {nonce} is replaced per response. An
+// empty policy keeps DefaultCSP.
+func (f *Files) WithCSP(policy string) *Files {
+	if policy != "" {
+		f.csp = policy
+	}
+	return f
+}
+
 var hashed = regexp.MustCompile(`[.-][0-9A-Za-z_]{8,}\.[a-z0-9]+$`)
 
 func (f *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
