@@ -34,13 +34,16 @@ var allowed = map[string][]string{
 	"internal/csrf":                {"internal/httpx"},
 	"internal/proxy":               {"internal/httpx"},
 	"internal/spa":                 {},
+	"internal/aggregate":           {"internal/httpx"},
+	"internal/oidctest/hostile":    {},
+	"internal/metrics":             {},
 	"internal/ratelimit":           {"internal/httpx"},
 	"internal/demo":                {"internal/demo/idp"},
 	"internal/demo/idp":            {},
 	"internal/oidctest/zitadelop":  {},
 	"internal/server": {
 		"internal/admin", "internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
-		"internal/proxy", "internal/ratelimit", "internal/session", "internal/session/memstore", "internal/session/filestore", "internal/spa", "internal/tokens",
+		"internal/metrics", "internal/proxy", "internal/ratelimit", "internal/session", "internal/session/memstore", "internal/session/filestore", "internal/session/redisstore", "internal/spa", "internal/tokens",
 	},
 }
 

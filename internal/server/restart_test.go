@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/redistest"
 	"github.com/cloakroom/cloakroom/internal/server"
 )
 
@@ -16,7 +17,8 @@ import (
 // sealed only under a removed key.
 func TestSessionSurvivesRestart(t *testing.T) {
 	for name, spec := range map[string]func(*testing.T) string{
-		"file": func(t *testing.T) string { return "file:" + t.TempDir() + "/s.db" },
+		"file":  func(t *testing.T) string { return "file:" + t.TempDir() + "/s.db" },
+		"redis": func(t *testing.T) string { return redistest.Start(t).URL },
 	} {
 		t.Run(name, func(t *testing.T) {
 			store := spec(t)
@@ -65,8 +67,11 @@ func TestSessionSurvivesRestart(t *testing.T) {
 			if r := bob.get(g4.URL+"/bff/user", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized {
 				t.Errorf("session sealed only under a removed key: %d", r.StatusCode)
 			}
-			if strings.Contains(g4.Logs.String(), `"level":"ERROR"`) && strings.Contains(g4.Logs.String(), "session") {
-				t.Errorf("error logs for a session under a removed key:\n%s", g4.Logs)
+			for _, line := range strings.Split(g4.Logs.String(), "\n") {
+				// (The readiness probe's 503 while discovery runs is expected.)
+				if (strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`)) && !strings.Contains(line, `"path":"/bff/login"`) {
+					t.Errorf("a session under a removed key was logged as a problem: %s", line)
+				}
 			}
 		})
 	}

@@ -25,12 +25,14 @@ import (
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/csrf"
 	"github.com/cloakroom/cloakroom/internal/httpx"
+	"github.com/cloakroom/cloakroom/internal/metrics"
 	"github.com/cloakroom/cloakroom/internal/oidc"
 	"github.com/cloakroom/cloakroom/internal/proxy"
 	"github.com/cloakroom/cloakroom/internal/ratelimit"
 	"github.com/cloakroom/cloakroom/internal/session"
 	"github.com/cloakroom/cloakroom/internal/session/filestore"
 	"github.com/cloakroom/cloakroom/internal/session/memstore"
+	"github.com/cloakroom/cloakroom/internal/session/redisstore"
 	"github.com/cloakroom/cloakroom/internal/spa"
 	"github.com/cloakroom/cloakroom/internal/tokens"
 )
@@ -49,6 +51,8 @@ type Options struct {
 	// AdminListener, when set, is used instead of listening on
 	// cfg.AdminListen.
 	AdminListener net.Listener
+	// Metrics defaults to a fresh registry.
+	Metrics *metrics.Metrics
 }
 
 // Server is a built gateway.
@@ -66,6 +70,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	met := o.Metrics
+	if met == nil {
+		met = metrics.New()
 	}
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil {
@@ -129,6 +137,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Now:                   o.Now,
 	})
 	check := csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
+	check.OnReject = func() { met.Rejection("csrf") }
 	mux := http.NewServeMux()
 	// /bff/ belongs to the gateway: what it does not answer is 404, never
 	// the SPA or a dev server.
@@ -156,6 +165,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Locker:        locker,
 		RefreshBefore: cfg.Session.RefreshBefore,
 		RefreshParams: oidc.TokenParams{Resource: cfg.OIDC.AuthParams["resource"], Audience: cfg.OIDC.AuthParams["audience"]},
+		OnRefresh:     met.Refresh,
 		Logger:        log,
 		Now:           o.Now,
 	})
@@ -166,13 +176,14 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	bff.New(bff.Options{
 		Sessions: sessions, OIDC: oc, Tokens: src, CSRF: check,
 		CallbackPath: cfg.OIDC.CallbackPath, PublicOrigin: pub.Scheme + "://" + pub.Host,
-		Locker: locker, Replay: replay, Logger: log,
-	}).Register(mux)
+		Locker: locker, Replay: replay, Events: met, Logger: log,
+	}).Register(mux, named)
 	popts := proxy.Options{
 		PublicURL:      pub,
 		CSRFHeader:     check.Header(),
 		SessionCookie:  sessions.CookieName(),
 		TrustedProxies: trusted,
+		OnUpstream:     met.Upstream,
 		Logger:         log,
 	}
 	ip := clientIPFunc(trusted)
@@ -211,21 +222,21 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if apiLimit != nil {
 			h = apiLimit.Middleware(apiKey, h)
 		}
-		mux.Handle(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, h))
+		mux.Handle(a.Path, named(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, h)))
 		apiPrefixes = append(apiPrefixes, a.Path)
 	}
 
 	switch {
 	case o.Frontend != nil:
-		mux.Handle("/", spa.NewFiles(o.Frontend, apiPrefixes...).WithCSP(cfg.Frontend.CSP))
+		mux.Handle("/", named("spa", spa.NewFiles(o.Frontend, apiPrefixes...).WithCSP(cfg.Frontend.CSP)))
 	case cfg.Frontend.DevServer != "":
 		u, err := url.Parse(cfg.Frontend.DevServer)
 		if err != nil {
 			return nil, fmt.Errorf("frontend.dev_server: %w", err)
 		}
-		mux.Handle("/", spa.DevServer(u))
+		mux.Handle("/", named("spa", spa.DevServer(u)))
 	case cfg.Frontend.Dir != "":
-		mux.Handle("/", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(cfg.Frontend.CSP))
+		mux.Handle("/", named("spa", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(cfg.Frontend.CSP)))
 	}
 
 	var h http.Handler = mux
@@ -240,6 +251,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	h = csrf.CORS(cfg.CORS.AllowedOrigins, check.Header(), h)
 	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
 	h = hostGuard(pub.Host, h)
+	h = observe(met, sessions, log, h)
 	h = requestID(h)
 	checks := map[string]admin.Check{
 		"identity_provider": func(context.Context) error {
@@ -251,13 +263,22 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	if store != nil {
 		checks["session_store"] = func(ctx context.Context) error {
+			if p, ok := store.(interface{ Ping(context.Context) error }); ok {
+				if err := p.Ping(ctx); err != nil {
+					return errors.New("unreachable")
+				}
+				return nil
+			}
 			if _, err := store.Get(ctx, "readiness-probe"); err != nil && !errors.Is(err, session.ErrNotFound) {
 				return errors.New("unreachable")
 			}
 			return nil
 		}
 	}
-	adm := admin.New(admin.Options{Sessions: sessions, Tokens: src, Token: cfg.AdminToken, Checks: checks, Logger: log})
+	adm := admin.New(admin.Options{
+		Sessions: sessions, Tokens: src, Token: cfg.AdminToken, Checks: checks, Logger: log,
+		Extra: map[string]http.Handler{"GET /metrics": met.Handler()},
+	})
 	return &Server{Handler: h, Admin: adm, OIDC: oc, store: store, log: log}, nil
 }
 
@@ -275,11 +296,24 @@ func openStore(cfg config.Session, now func() time.Time, log *slog.Logger) (sess
 			return nil, fmt.Errorf("session.store: %w", err)
 		}
 		return st, nil
-	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
-		return nil, errors.New("session.store: redis is not available in this build yet")
+	case isRedis(spec):
+		st, err := redisstore.New(redisstore.Options{URL: spec, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("session.store: %w", err)
+		}
+		return st, nil
 	default:
 		return nil, fmt.Errorf("session.store: unknown store %q", spec)
 	}
+}
+
+func isRedis(spec string) bool {
+	for _, p := range []string{"redis://", "rediss://", "redis-sentinel://", "rediss-sentinel://", "valkey://", "valkeys://", "unix://"} {
+		if strings.HasPrefix(spec, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // limitPaths applies l, keyed by client IP, to requests for paths.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/demo/idp"
+	"github.com/cloakroom/cloakroom/internal/redistest"
 )
 
 // storeSpecs are the session stores every end-to-end scenario runs on.
@@ -19,6 +20,7 @@ func storeSpecs(t *testing.T) map[string]func(t *testing.T) string {
 		"memory": func(*testing.T) string { return "memory" },
 		"cookie": func(*testing.T) string { return "cookie" },
 		"file":   func(t *testing.T) string { return "file:" + t.TempDir() + "/sessions.db" },
+		"redis":  func(t *testing.T) string { return redistest.Start(t).URL },
 	}
 }
 

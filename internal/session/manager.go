@@ -280,6 +280,10 @@ func (m *Manager) forget(key string) {
 	m.mu.Unlock()
 }
 
+// HandleOf is the handle (store key) of ticket id: a keyed hash, safe to
+// log and show to operators.
+func (m *Manager) HandleOf(id string) string { return m.seal.lookup(0, "s:", id) }
+
 // LockKey is the Locker key that serialises token work on session id.
 func (m *Manager) LockKey(id string) string { return m.seal.lookup(0, "lock:", id) }
 

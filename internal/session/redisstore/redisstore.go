@@ -7,9 +7,22 @@
 // Get uses server-assisted client-side caching (RESP3 CLIENT TRACKING): a
 // hot session is served from process memory, and Redis tells every
 // instance that cached a key the moment any client changes, deletes or
-// expires it, so a read never returns a value another instance has since
-// replaced. A cached entry lives at most CacheTTL and never past the key's
-// own expiry. When the connection drops, its cache is dropped with it.
+// expires it. A cached entry lives at most CacheTTL and never past the
+// key's own expiry. When the connection drops, its cache is dropped with it.
+//
+// Invalidations travel on the same connection as every other command (the
+// store keeps one connection per Redis node, auto-pipelined, and all its
+// keys on one node), so they are ordered with the replies:
+//
+//   - A Get after this Store's own Set, Delete or DeleteTagged returns
+//     the new state: each write waits for a fence read behind it, which
+//     Redis answers only after the write's own invalidations.
+//   - A Get after any reply that shows a write made through another
+//     instance returns that write or a later one. In particular a Get
+//     after Lock sees whatever the previous holder saved before unlocking,
+//     which is what token refresh relies on.
+//   - Otherwise, a Get may serve the old value until the invalidation
+//     message is read: usually microseconds, a few milliseconds under load.
 //
 // # Key layout
 //
@@ -19,14 +32,14 @@
 //	{P}:e:<key>   string   the entry's value, PX ttl
 //	{P}:m:<key>   set      the entry's tags, PX ttl (same as the entry)
 //	{P}:t:<tag>   set      keys set with tag; TTL extended to the longest entry
-//	P:lock:<key>  string   lock owner's random token, PX ttl
+//	{P}:l:<key>   string   lock owner's random token, PX ttl
 //
-// Every entry, tag-list and index key shares the hash tag {P}, so each
-// Lua script below touches one Cluster slot and runs atomically: an entry
-// and its index entries never disagree, even in a Cluster. The price is
-// that one master holds all of one prefix's sessions (replicas still give
-// failover); deployments that outgrow one master can shard by prefix.
-// Locks are single keys without the hash tag and spread over the slots.
+// Every key shares the hash tag {P}, so each Lua script below touches one
+// Cluster slot and runs atomically: an entry and its index entries never
+// disagree, even in a Cluster; and locks live on the same node as the
+// entries, which gives the ordering above. The price is that one master
+// holds all of one prefix's sessions (replicas still give failover);
+// deployments that outgrow one master can shard by prefix.
 //
 // Tag indexes are exact except for expiry: an entry that expires leaves
 // its key in the tag sets until Tagged or DeleteTagged drops it, and each
@@ -36,11 +49,13 @@
 //
 // Connection failures are returned as errors wrapping the cause, never as
 // session.ErrNotFound, which means a real miss. Idempotent operations are
-// retried a few times within about 200ms, then fail; nothing waits for
-// Redis longer than DialTimeout or ReadTimeout (3s each by default)
-// whatever the caller's context. The client reconnects on the next
-// operation once Redis is back: no background loop, so Ping from a
-// readiness probe both detects an outage and restores the connection.
+// retried up to 4 attempts with jittered backoff (about 200ms in all),
+// then fail; each attempt is bounded by the dial and read timeouts (3s
+// each unless the URL says otherwise) whatever the caller's context, so a
+// refused connection fails in well under a second and a silent network
+// in seconds. The client reconnects lazily, on the next operation once
+// Redis is back, so Ping from a readiness probe both detects an outage and
+// restores the connection.
 package redisstore
 
 import (
@@ -75,9 +90,9 @@ const (
 	// or write_timeout (which rueidis uses for reads too).
 	dialTimeout = 3 * time.Second
 	readTimeout = 3 * time.Second
-	// cacheBytesPerConn bounds the client-side cache of each connection;
-	// a standalone client keeps 4 connections.
-	cacheBytesPerConn = 16 << 20
+	// cacheBytesPerConn bounds the client-side cache of each connection,
+	// of which there is one per Redis node.
+	cacheBytesPerConn = 64 << 20
 	// maxAttempts bounds retries of idempotent commands after a
 	// connection error.
 	maxAttempts = 4
@@ -134,7 +149,8 @@ type Store struct {
 	entryPrefix string // {P}:e:
 	metaPrefix  string // {P}:m:
 	tagPrefix   string // {P}:t:
-	lockPrefix  string // P:lock:
+	lockPrefix  string // {P}:l:
+	fenceKey    string // {P}:fence, never written
 
 	closeOnce sync.Once
 }
@@ -189,7 +205,8 @@ func New(o Options) (*Store, error) {
 		entryPrefix: tag + "e:",
 		metaPrefix:  tag + "m:",
 		tagPrefix:   tag + "t:",
-		lockPrefix:  prefix + "lock:",
+		lockPrefix:  tag + "l:",
+		fenceKey:    tag + "fence",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opt.Dialer.Timeout+opt.ConnWriteTimeout)
 	defer cancel()
@@ -245,6 +262,9 @@ func clientOption(raw string) (rueidis.ClientOption, error) {
 	}
 	u.RawQuery = q.Encode()
 	opt, err = rueidis.ParseURL(u.String())
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		return opt, urlError(raw)
+	}
 	if err != nil {
 		// rueidis's messages name the bad parameter, not the password;
 		// the URL itself is never echoed.
@@ -267,6 +287,8 @@ func clientOption(raw string) (rueidis.ClientOption, error) {
 		opt.Sentinel.ClientName = opt.ClientName
 	}
 	opt.CacheSizeEachConn = cacheBytesPerConn
+	// One connection per node keeps invalidations ordered with replies.
+	opt.PipelineMultiplex = -1
 	opt.RetryDelay = retryDelay
 	return opt, nil
 }
@@ -314,13 +336,34 @@ func retryDelay(attempts int, _ rueidis.Completed, _ error) time.Duration {
 	return base/2 + mrand.N(base/2+1)
 }
 
-// Ping checks that Redis answers; for readiness probes. It reconnects if
-// the connection was lost.
+// Ping checks that the Redis node holding this store's keys answers; for
+// readiness probes. It reconnects if the connection was lost.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
+	if err := s.client.Do(ctx, s.fence()).Error(); err != nil {
 		return fmt.Errorf("redisstore: ping: %w", err)
 	}
 	return nil
+}
+
+// eval runs a script, all of whose keys share the store's hash tag. The
+// scripts are idempotent, so a connection error retries them.
+//
+// With fence, a cheap read of the same slot follows in the same round
+// trip. Redis sends the writer's own invalidation messages after the
+// script's reply but before the next reply on the connection, so once the
+// fence has answered, this process's cache no longer holds what the
+// script changed: a Get right after Set reads the new value.
+func (s *Store) eval(ctx context.Context, script string, fence bool, keys, args []string) rueidis.RedisResult {
+	cmd := s.client.B().Eval().Script(script).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build().ToRetryable()
+	if !fence {
+		return s.client.Do(ctx, cmd)
+	}
+	return s.client.DoMulti(ctx, cmd, s.fence())[0]
+}
+
+// fence is a read of a key that never exists, in the store's slot.
+func (s *Store) fence() rueidis.Completed {
+	return s.client.B().Exists().Key(s.fenceKey).Build().ToRetryable()
 }
 
 // Get implements session.Store. The returned slice is the caller's.
@@ -339,27 +382,27 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 
 // setScript replaces an entry, its tag list and its index memberships.
 // KEYS: entry, tag list. ARGV: value, ttl ms, tag-set prefix, key, tags...
-var setScript = rueidis.NewLuaScriptRetryable(`
+const setScript = `
 local old = redis.call('SMEMBERS', KEYS[2])
 for _, t in ipairs(old) do
   redis.call('SREM', ARGV[3] .. t, ARGV[4])
 end
 redis.call('DEL', KEYS[2])
 local ttl = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for i = 5, #ARGV do
   redis.call('SADD', KEYS[2], ARGV[i])
   local tk = ARGV[3] .. ARGV[i]
   redis.call('SADD', tk, ARGV[4])
   if redis.call('PTTL', tk) < ttl then
-    redis.call('PEXPIRE', tk, ttl)
+    redis.call('PEXPIRE', tk, ARGV[2])
   end
 end
 if #ARGV >= 5 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return 1
-`)
+`
 
 // Set implements session.Store. A ttl below 1ms deletes the entry.
 func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration, tags ...string) error {
@@ -372,7 +415,7 @@ func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration
 	// caller gets its buffer back.
 	args = append(args, string(v), strconv.FormatInt(ms, 10), s.tagPrefix, key)
 	args = append(args, tags...)
-	err := setScript.Exec(ctx, s.client, []string{s.entryPrefix + key, s.metaPrefix + key}, args).Error()
+	err := s.eval(ctx, setScript, true, []string{s.entryPrefix + key, s.metaPrefix + key}, args).Error()
 	if err != nil {
 		return fmt.Errorf("redisstore: set: %w", err)
 	}
@@ -381,16 +424,16 @@ func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration
 
 // deleteScript removes an entry, its tag list and its index memberships.
 // KEYS: entry, tag list. ARGV: tag-set prefix, key.
-var deleteScript = rueidis.NewLuaScriptRetryable(`
+const deleteScript = `
 for _, t in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   redis.call('SREM', ARGV[1] .. t, ARGV[2])
 end
 return redis.call('DEL', KEYS[1], KEYS[2])
-`)
+`
 
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	err := deleteScript.Exec(ctx, s.client, []string{s.entryPrefix + key, s.metaPrefix + key}, []string{s.tagPrefix, key}).Error()
+	err := s.eval(ctx, deleteScript, true, []string{s.entryPrefix + key, s.metaPrefix + key}, []string{s.tagPrefix, key}).Error()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete: %w", err)
 	}
@@ -399,7 +442,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // taggedScript lists a tag's live keys and drops the expired ones.
 // KEYS: tag set. ARGV: entry prefix.
-var taggedScript = rueidis.NewLuaScriptRetryable(`
+const taggedScript = `
 local live = {}
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. k) == 1 then
@@ -409,11 +452,11 @@ for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return live
-`)
+`
 
 // Tagged implements session.Store.
 func (s *Store) Tagged(ctx context.Context, tag string) ([]string, error) {
-	keys, err := taggedScript.Exec(ctx, s.client, []string{s.tagPrefix + tag}, []string{s.entryPrefix}).AsStrSlice()
+	keys, err := s.eval(ctx, taggedScript, false, []string{s.tagPrefix + tag}, []string{s.entryPrefix}).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tagged: %w", err)
 	}
@@ -423,7 +466,7 @@ func (s *Store) Tagged(ctx context.Context, tag string) ([]string, error) {
 // deleteTaggedScript deletes every entry of a tag, with its other index
 // memberships, and the tag set itself.
 // KEYS: tag set. ARGV: entry prefix, tag-list prefix, tag-set prefix.
-var deleteTaggedScript = rueidis.NewLuaScriptRetryable(`
+const deleteTaggedScript = `
 local n = 0
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local m = ARGV[2] .. k
@@ -434,11 +477,11 @@ for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 redis.call('DEL', KEYS[1])
 return n
-`)
+`
 
 // DeleteTagged implements session.Store.
 func (s *Store) DeleteTagged(ctx context.Context, tag string) error {
-	err := deleteTaggedScript.Exec(ctx, s.client, []string{s.tagPrefix + tag},
+	err := s.eval(ctx, deleteTaggedScript, true, []string{s.tagPrefix + tag},
 		[]string{s.entryPrefix, s.metaPrefix, s.tagPrefix}).Error()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete tagged: %w", err)
@@ -448,12 +491,12 @@ func (s *Store) DeleteTagged(ctx context.Context, tag string) error {
 
 // unlockScript deletes a lock only if the caller still owns it.
 // KEYS: lock. ARGV: token.
-var unlockScript = rueidis.NewLuaScriptRetryable(`
+const unlockScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
-`)
+`
 
 // Lock implements session.Locker across every process sharing the Redis
 // deployment. It polls every 10–50ms until the lock is free or ctx ends;
@@ -475,6 +518,10 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func()
 			break
 		}
 		if !rueidis.IsRedisNil(err) {
+			// The SET may still reach Redis after we stopped waiting for
+			// its reply: release what may be ours rather than leave it
+			// held for the whole ttl.
+			go s.release(context.WithoutCancel(ctx), k, token, ttl)
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return nil, ctxErr
 			}
@@ -494,19 +541,21 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func()
 		}
 	}
 	// Unlocking must work after the caller's context ended, but keeps
-	// its values (trace ids) and has its own bound.
+	// its values (trace ids).
 	base := context.WithoutCancel(ctx)
 	var once sync.Once
 	return func() {
-		once.Do(func() {
-			uctx, cancel := context.WithTimeout(base, unlockTimeout)
-			defer cancel()
-			if err := unlockScript.Exec(uctx, s.client, []string{k}, []string{token}).Error(); err != nil {
-				// The lock expires by itself after ttl.
-				s.log.Warn("redisstore: unlock failed; the lock expires by its TTL", "ttl", ttl, "err", err)
-			}
-		})
+		once.Do(func() { s.release(base, k, token, ttl) })
 	}, nil
+}
+
+// release deletes lock k if it still holds token, within unlockTimeout.
+func (s *Store) release(ctx context.Context, k, token string, ttl time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, unlockTimeout)
+	defer cancel()
+	if err := s.eval(ctx, unlockScript, false, []string{k}, []string{token}).Error(); err != nil {
+		s.log.Warn("redisstore: unlock failed; the lock expires by its TTL", "ttl", ttl, "err", err)
+	}
 }
 
 // Close closes the client. Operations after Close fail.
