@@ -16,9 +16,11 @@ NODE_STAMP := $(BROWSER_DIR)/node_modules/.package-lock.json
 export CLOAKROOM_REQUIRE_INTEGRATION := 1
 export CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: test deps deps-system fmt-check vet browser-check bench demo
+.PHONY: test deps load deps-system fmt-check vet browser-check bench demo
 
 test: deps fmt-check vet browser-check
+	@echo "benchmarks, once each so they never rot"
+	@CLOAKROOM_FOOTPRINT_N=1000 $(GO) test -run '^$$' -bench . -benchtime=1x ./... > .bench-smoke.log 2>&1 || { cat .bench-smoke.log; exit 1; }
 	$(GO) test -race -count=1 ./...
 
 deps: deps-system $(NODE_STAMP)
@@ -57,3 +59,6 @@ bench:
 
 demo:
 	$(GO) run ./cmd/cloakroom demo
+
+load:
+	bash bench/load.sh
