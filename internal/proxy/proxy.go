@@ -54,15 +54,24 @@ type Options struct {
 	SessionCookie string
 	// TrustedProxies may send X-Forwarded-For that is kept.
 	TrustedProxies []netip.Prefix
-	Logger         *slog.Logger
+	// OnUpstream, when set, is told each upstream call's time to response
+	// headers, by route prefix.
+	OnUpstream func(prefix string, d time.Duration)
+	// WrapTransport, when set, wraps each route's transport (tracing).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	Logger        *slog.Logger
 }
 
 // New returns the handler for route rt.
 func New(rt Route, o Options) http.Handler {
 	h := &handler{rt: rt, o: o, log: o.Logger}
+	var tr http.RoundTripper = timed{NewTransport(rt.Timeout), rt.Prefix, o.OnUpstream}
+	if o.WrapTransport != nil {
+		tr = o.WrapTransport(tr)
+	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      NewTransport(rt.Timeout),
+		Transport:      tr,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     bufferPool{},
@@ -236,4 +245,21 @@ func (h *handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		code, msg = http.StatusGatewayTimeout, "the upstream service did not answer in time"
 	}
 	httpx.WriteError(w, r, h.log, httpx.Error{Code: code, Msg: msg, Err: fmt.Errorf("upstream %s: %w", h.rt.Upstream.Host, err)})
+}
+
+// timed reports each round trip's time to response headers.
+type timed struct {
+	rt     http.RoundTripper
+	prefix string
+	report func(string, time.Duration)
+}
+
+func (t timed) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.report == nil {
+		return t.rt.RoundTrip(r)
+	}
+	start := time.Now()
+	resp, err := t.rt.RoundTrip(r)
+	t.report(t.prefix, time.Since(start))
+	return resp, err
 }

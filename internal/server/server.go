@@ -35,6 +35,7 @@ import (
 	"github.com/cloakroom/cloakroom/internal/session/redisstore"
 	"github.com/cloakroom/cloakroom/internal/spa"
 	"github.com/cloakroom/cloakroom/internal/tokens"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options are what a config file cannot say.
@@ -53,16 +54,20 @@ type Options struct {
 	AdminListener net.Listener
 	// Metrics defaults to a fresh registry.
 	Metrics *metrics.Metrics
+	// TracerProvider, when set, receives the spans; otherwise the standard
+	// OTEL_* environment decides (see newTracing).
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a built gateway.
 type Server struct {
 	Handler http.Handler
 	// Admin serves /healthz, /readyz and the session admin API.
-	Admin http.Handler
-	OIDC  *oidc.Client
-	store session.Store
-	log   *slog.Logger
+	Admin   http.Handler
+	OIDC    *oidc.Client
+	store   session.Store
+	log     *slog.Logger
+	tracing *tracing
 }
 
 // New builds the gateway from cfg. It starts nothing.
@@ -74,6 +79,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	met := o.Metrics
 	if met == nil {
 		met = metrics.New()
+	}
+	tr, err := newTracing(o.TracerProvider)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil {
@@ -166,6 +175,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		RefreshBefore: cfg.Session.RefreshBefore,
 		RefreshParams: oidc.TokenParams{Resource: cfg.OIDC.AuthParams["resource"], Audience: cfg.OIDC.AuthParams["audience"]},
 		OnRefresh:     met.Refresh,
+		Tracer:        tr.tracer(),
 		Logger:        log,
 		Now:           o.Now,
 	})
@@ -184,6 +194,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		SessionCookie:  sessions.CookieName(),
 		TrustedProxies: trusted,
 		OnUpstream:     met.Upstream,
+		WrapTransport:  tr.transport,
 		Logger:         log,
 	}
 	ip := clientIPFunc(trusted)
@@ -253,6 +264,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	h = hostGuard(pub.Host, h)
 	h = observe(met, sessions, log, h)
 	h = requestID(h)
+	h = tr.handler(h)
 	checks := map[string]admin.Check{
 		"identity_provider": func(context.Context) error {
 			if !oc.Ready() {
@@ -279,7 +291,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Sessions: sessions, Tokens: src, Token: cfg.AdminToken, Checks: checks, Logger: log,
 		Extra: map[string]http.Handler{"GET /metrics": met.Handler()},
 	})
-	return &Server{Handler: h, Admin: adm, OIDC: oc, store: store, log: log}, nil
+	return &Server{Handler: h, Admin: adm, OIDC: oc, store: store, log: log, tracing: tr}, nil
 }
 
 // openStore opens the configured store; nil means cookie mode.
@@ -400,6 +412,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if s.store != nil {
 		defer s.store.Close()
 	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.tracing.shutdown(ctx)
+	}()
 	ln := o.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {

@@ -38,6 +38,10 @@ import (
 	"github.com/cloakroom/cloakroom/internal/httpx"
 	"github.com/cloakroom/cloakroom/internal/oidc"
 	"github.com/cloakroom/cloakroom/internal/session"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -79,8 +83,14 @@ type Options struct {
 	RefreshTimeout time.Duration
 	// RefreshParams go with every user refresh (e.g. an RFC 8707 resource).
 	RefreshParams oidc.TokenParams
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// OnRefresh, when set, is told each refresh a request waited for:
+	// outcome ok, dead_token or idp_error, and how long the request waited.
+	OnRefresh func(outcome string, wait time.Duration)
+	// Tracer, when set, gets a span for each refresh, client-credentials
+	// fetch and token exchange a request waits for.
+	Tracer trace.Tracer
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Source hands out tokens.
@@ -91,6 +101,8 @@ type Source struct {
 	refreshBefore time.Duration
 	timeout       time.Duration
 	params        oidc.TokenParams
+	onRefresh     func(string, time.Duration)
+	tracer        trace.Tracer
 	log           *slog.Logger
 	now           func() time.Time
 
@@ -138,6 +150,8 @@ func New(o Options) *Source {
 		refreshBefore: o.RefreshBefore,
 		timeout:       o.RefreshTimeout,
 		params:        o.RefreshParams,
+		onRefresh:     o.OnRefresh,
+		tracer:        o.Tracer,
 		log:           o.Logger,
 		now:           o.Now,
 		backoff:       make(map[string]backoff),
@@ -155,6 +169,12 @@ func New(o Options) *Source {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.onRefresh == nil {
+		s.onRefresh = func(string, time.Duration) {}
+	}
+	if s.tracer == nil {
+		s.tracer = noop.NewTracerProvider().Tracer("")
 	}
 	return s
 }
@@ -339,11 +359,26 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 		}
 		return "", providerDown(errors.New("refresh backing off after a provider failure"))
 	}
+	start := time.Now()
+	ctx, span := s.tracer.Start(ctx, "cloakroom.token.refresh")
+	defer span.End()
 	ch := s.flight.DoChan(lockKey, func() (any, error) {
 		return s.refresh(sess, lockKey)
 	})
 	select {
 	case res := <-ch:
+		span.SetAttributes(attribute.Bool("cloakroom.refresh.shared", res.Shared))
+		if res.Err != nil {
+			span.SetStatus(codes.Error, "refresh failed")
+		}
+		switch {
+		case res.Err == nil:
+			s.onRefresh("ok", time.Since(start))
+		case errors.Is(res.Err, errDead):
+			s.onRefresh("dead_token", time.Since(start))
+		default:
+			s.onRefresh("idp_error", time.Since(start))
+		}
 		if errors.Is(res.Err, errDead) && s.sessions.Stateless() {
 			// Cookie mode: the refresh could not delete what only this
 			// response can expire.
@@ -568,6 +603,9 @@ func (s *Source) fetch(ctx context.Context, key string, get func(context.Context
 	if tok, ok := s.cached(key); ok {
 		return tok, nil
 	}
+	name, _, _ := strings.Cut(key, "|")
+	ctx, span := s.tracer.Start(ctx, "cloakroom.token."+name)
+	defer span.End()
 	ch := s.flight.DoChan(key, func() (any, error) {
 		if tok, ok := s.cached(key); ok {
 			return tok, nil
