@@ -54,6 +54,8 @@ type Options struct {
 	// Locker and Replay remember logout-token ids across instances.
 	Locker session.Locker
 	Replay session.Store
+	// Events, when set, is told of logins and logouts.
+	Events Events
 	Logger *slog.Logger
 }
 
@@ -67,6 +69,7 @@ type Handler struct {
 	origin   string
 	locker   session.Locker
 	replay   session.Store
+	events   Events
 	log      *slog.Logger
 }
 
@@ -75,22 +78,48 @@ func New(o Options) *Handler {
 	if o.CallbackPath == "" {
 		o.CallbackPath = "/bff/callback"
 	}
-	return &Handler{
+	h := &Handler{
 		sessions: o.Sessions, oidc: o.OIDC, tokens: o.Tokens, csrf: o.CSRF, callback: o.CallbackPath,
-		origin: o.PublicOrigin, locker: o.Locker, replay: o.Replay, log: o.Logger,
+		origin: o.PublicOrigin, locker: o.Locker, replay: o.Replay, events: o.Events, log: o.Logger,
+	}
+	if h.events == nil {
+		h.events = noEvents{}
+	}
+	return h
+}
+
+// Register adds the endpoints to mux; wrap, when not nil, wraps each handler with its route name (for
+// metrics and access logs).
+func (h *Handler) Register(mux *http.ServeMux, wrap func(name string, h http.Handler) http.Handler) {
+	if wrap == nil {
+		wrap = func(_ string, h http.Handler) http.Handler { return h }
+	}
+	for _, e := range []struct {
+		pattern, name string
+		fn            httpx.HandlerFunc
+	}{
+		{"GET " + LoginPath, "bff_login", h.login},
+		{"GET " + h.callback, "bff_callback", h.callbackHandler},
+		{"GET " + UserPath, "bff_user", h.user},
+		{"GET " + LogoutPath, "bff_logout", h.logout},
+		{"POST " + BackchannelPath, "bff_backchannel", h.backchannel},
+		{"GET " + FrontchannelPath, "bff_frontchannel", h.frontchannel},
+		{"GET " + SilentCallbackPath, "bff_silent_login_callback", h.silentCallback},
+	} {
+		mux.Handle(e.pattern, wrap(e.name, httpx.Handle(h.log, e.fn)))
 	}
 }
 
-// Register adds the endpoints to mux.
-func (h *Handler) Register(mux *http.ServeMux) {
-	mux.Handle("GET "+LoginPath, httpx.Handle(h.log, h.login))
-	mux.Handle("GET "+h.callback, httpx.Handle(h.log, h.callbackHandler))
-	mux.Handle("GET "+UserPath, httpx.Handle(h.log, h.user))
-	mux.Handle("GET "+LogoutPath, httpx.Handle(h.log, h.logout))
-	mux.Handle("POST "+BackchannelPath, httpx.Handle(h.log, h.backchannel))
-	mux.Handle("GET "+FrontchannelPath, httpx.Handle(h.log, h.frontchannel))
-	mux.Handle("GET "+SilentCallbackPath, httpx.Handle(h.log, h.silentCallback))
+// Events receives what metrics count; every method must be cheap.
+type Events interface {
+	Login(stage, reason string)
+	Logout(kind, result string)
 }
+
+type noEvents struct{}
+
+func (noEvents) Login(string, string)  {}
+func (noEvents) Logout(string, string) {}
 
 // attempt is what the login-attempt cookie carries, sealed.
 type attempt struct {
@@ -149,6 +178,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusFound)
+	h.events.Login("started", "")
 	return nil
 }
 
@@ -171,11 +201,11 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 	q := r.URL.Query()
 	state := q.Get("state")
 	if len(state) < 16 || len(state) > 128 {
-		return h.failPage(w, r, "the sign-in response has no valid state", nil)
+		return h.failPage(w, r, "state", "the sign-in response has no valid state", nil)
 	}
 	c, err := r.Cookie(loginCookieName(state))
 	if err != nil {
-		return h.failPage(w, r, "this sign-in attempt is unknown or has expired; start again", nil)
+		return h.failPage(w, r, "unknown_attempt", "this sign-in attempt is unknown or has expired; start again", nil)
 	}
 	clearCookie(w, c.Name, http.SameSiteLaxMode) // attributes need not match to expire it
 	var a attempt
@@ -187,27 +217,27 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	if err != nil || subtle.ConstantTimeCompare([]byte(a.State), []byte(state)) != 1 {
-		return h.failPage(w, r, "this sign-in attempt is unknown or has expired; start again", err)
+		return h.failPage(w, r, "unknown_attempt", "this sign-in attempt is unknown or has expired; start again", err)
 	}
 	if !h.sessions.Now().Before(a.Expires) {
-		return h.failPage(w, r, "this sign-in attempt has expired; start again", nil)
+		return h.failPage(w, r, "expired_attempt", "this sign-in attempt has expired; start again", nil)
 	}
 	if err := h.oidc.CheckIss(q.Get("iss")); err != nil {
-		return h.failPage(w, r, "the sign-in response did not come from the configured identity provider", err)
+		return h.failPage(w, r, "iss", "the sign-in response did not come from the configured identity provider", err)
 	}
 	if e := q.Get("error"); e != "" {
 		if a.Prompt == "none" && silentErrors[e] {
 			return h.silentResult(w, false)
 		}
-		return h.failPage(w, r, "the identity provider refused the sign-in ("+safeCode(e)+")", nil)
+		return h.failPage(w, r, "idp_error", "the identity provider refused the sign-in ("+safeCode(e)+")", nil)
 	}
 	code := q.Get("code")
 	if code == "" {
-		return h.failPage(w, r, "the sign-in response has no authorization code", nil)
+		return h.failPage(w, r, "no_code", "the sign-in response has no authorization code", nil)
 	}
 	t, err := h.oidc.Exchange(r.Context(), code, a.Verifier, a.Nonce)
 	if err != nil {
-		return h.failPage(w, r, "the sign-in could not be completed", err)
+		return h.failPage(w, r, "exchange", "the sign-in could not be completed", err)
 	}
 	if old, err := h.sessions.Load(r); err == nil {
 		// A new login always gets a new ticket; the old session ends.
@@ -230,13 +260,15 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
 	}
 	h.log.InfoContext(r.Context(), "login completed", "request_id", httpx.RequestID(r.Context()))
+	h.events.Login("completed", "")
 	if a.Prompt == "none" {
 		return h.silentResult(w, true)
 	}
 	return landingPage(w, a.Return)
 }
 
-func (h *Handler) failPage(w http.ResponseWriter, r *http.Request, msg string, err error) error {
+func (h *Handler) failPage(w http.ResponseWriter, r *http.Request, reason, msg string, err error) error {
+	h.events.Login("failed", reason)
 	h.log.InfoContext(r.Context(), "login failed", "request_id", httpx.RequestID(r.Context()), "reason", msg, "error", errString(err))
 	return errorPage(w, http.StatusBadRequest, msg)
 }
@@ -353,6 +385,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	h.sessions.ClearCookie(w)
 	h.revoke(r.Context(), s)
+	h.events.Logout("user", "ok")
 	to := h.oidc.EndSessionURL(s.IDToken)
 	if to == "" {
 		to = ret

@@ -52,6 +52,7 @@ func (h *Handler) backchannel(w http.ResponseWriter, r *http.Request) error {
 		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is not reachable yet", Err: err}
 	}
 	if err != nil {
+		h.events.Logout("backchannel", "invalid_token")
 		return bad("invalid logout token", err)
 	}
 	ttl := time.Until(lt.Expiry) + oidc.ClockSkew
@@ -67,6 +68,7 @@ func (h *Handler) backchannel(w http.ResponseWriter, r *http.Request) error {
 		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
 	}
 	h.log.InfoContext(r.Context(), "back-channel logout", "request_id", httpx.RequestID(r.Context()), "sessions_ended", n)
+	h.events.Logout("backchannel", "ok")
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -114,6 +116,7 @@ func (h *Handler) frontchannel(w http.ResponseWriter, r *http.Request) error {
 		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
 	}
 	h.log.InfoContext(r.Context(), "front-channel logout", "request_id", httpx.RequestID(r.Context()), "sessions_ended", n)
+	h.events.Logout("frontchannel", "ok")
 	hd := w.Header()
 	hd.Del("X-Frame-Options")
 	hd.Set("Cache-Control", "no-store")

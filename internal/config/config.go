@@ -227,6 +227,10 @@ type API struct {
 // Require is an authorization policy; a request that fails it gets 403.
 // Every listed scope is needed; each claim needs one of its listed values.
 type Require struct {
+	// Path binds path parameters of a composite's path to claims, e.g.
+	// {id: "{claims.sub}"} for /bff/users/{id}/dashboard: object-level
+	// authorization before any upstream is called.
+	Path   map[string]string   `yaml:"path"`
 	Scopes []string            `yaml:"scopes"`
 	Claims map[string][]string `yaml:"claims"`
 }
@@ -241,12 +245,23 @@ type Composite struct {
 	// Profiles shape the response per kind of frontend, chosen by
 	// ?profile= or X-Client-Profile. Default none.
 	Profiles map[string]Profile `yaml:"profiles"`
+	// DefaultProfile applies when a request names none; "" leaves the
+	// response unshaped.
+	DefaultProfile string `yaml:"default_profile"`
+	// Deadline bounds the whole call. Default 10s.
+	Deadline time.Duration `yaml:"deadline"`
+	// Require is an authorization policy for the whole composite (403).
+	Require *Require `yaml:"require"`
 }
 
 // Part is one upstream call of a composite.
 type Part struct {
-	// API names an apis[].path; its upstream and token mode are used.
+	// API names an apis[].path; its upstream, token mode and policy are
+	// used. Either API, or Upstream with Token.
 	API string `yaml:"api"`
+	// Upstream and Token give a part its own upstream and token mode.
+	Upstream string `yaml:"upstream"`
+	Token    string `yaml:"token"`
 	// Path is appended to the API's upstream; it may hold {claims.X} and
 	// {query.X} templates.
 	Path string `yaml:"path"`
@@ -262,6 +277,8 @@ type Part struct {
 type Profile struct {
 	Allow []string `yaml:"allow"`
 	Deny  []string `yaml:"deny"`
+	// Map renames kept fields: "profile.name" -> "name".
+	Map map[string]string `yaml:"map"`
 }
 
 // Default returns a Config holding every default; the required keys

@@ -496,7 +496,7 @@ func (v *validator) apis() {
 			v.errorf(p+".timeout", "must not be negative: write e.g. 30s, or 0 for no per-route limit")
 		}
 		if a.Require != nil {
-			v.require(p+".require", a.Require)
+			v.require(p+".require", a.Require, "")
 		}
 	}
 }
@@ -545,7 +545,21 @@ func (v *validator) tokenShape(p string, a API) {
 	}
 }
 
-func (v *validator) require(p string, r *Require) {
+// require checks a policy; path is the pattern its path bindings refer to
+// ("" for API routes, which have no path parameters).
+func (v *validator) require(p string, r *Require, path string) {
+	for _, name := range sortedKeys(r.Path) {
+		key := join(p+".path", name)
+		bind := r.Path[name]
+		switch {
+		case path == "":
+			v.errorf(key, "path bindings apply to composites whose path has parameters, e.g. /bff/users/{id}/dashboard")
+		case !strings.Contains(path, "{"+name+"}"):
+			v.errorf(key, "the path %q has no {%s} parameter", path, name)
+		case !strings.HasPrefix(bind, "{claims.") || !strings.HasSuffix(bind, "}") || len(bind) <= len("{claims.}"):
+			v.errorf(key, "must be {claims.NAME}, e.g. {claims.sub}")
+		}
+	}
 	for i, s := range r.Scopes {
 		if s == "" || strings.ContainsFunc(s, isSpaceOrControl) {
 			v.errorf(fmt.Sprintf("%s.scopes[%d]", p, i), "must be one word without spaces: list each scope on its own")
@@ -589,6 +603,15 @@ func (v *validator) composites() {
 		for _, name := range sortedKeys(c.Profiles) {
 			v.profile(join(p+".profiles", name), c.Profiles[name], c.Parts)
 		}
+		if _, ok := c.Profiles[c.DefaultProfile]; c.DefaultProfile != "" && !ok {
+			v.errorf(p+".default_profile", "%q names no profile of this composite", c.DefaultProfile)
+		}
+		if c.Require != nil {
+			v.require(p+".require", c.Require, c.Path)
+		}
+		if c.Deadline < 0 {
+			v.errorf(p+".deadline", "must not be negative: write e.g. 10s")
+		}
 	}
 }
 
@@ -597,8 +620,19 @@ func (v *validator) part(p, name string, pt Part, apis map[string]bool) {
 		v.errorf(p, "_meta is where the response lists failed parts: rename the part")
 	}
 	switch {
+	case pt.API == "" && pt.Upstream != "":
+		if u, err := url.Parse(pt.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.errorf(p+".upstream", "%s is not an absolute http(s) URL: write e.g. http://users.internal:8080/", v.quote(p+".upstream", pt.Upstream))
+		}
+		switch pt.Token {
+		case TokenUser, TokenClient, TokenUserOrClient, TokenUserOrNone, TokenNone:
+		default:
+			v.errorf(p+".token", "a part with its own upstream needs token: user, client, user_or_client, user_or_none or none")
+		}
+	case pt.API != "" && (pt.Upstream != "" || pt.Token != ""):
+		v.errorf(p+".api", "set either api, or upstream with token, not both")
 	case pt.API == "":
-		v.errorf(p+".api", "required: the apis[].path whose upstream and token mode this part uses")
+		v.errorf(p+".api", "required: the apis[].path whose upstream and token mode this part uses (or upstream with token)")
 	case !apis[pt.API] && apis[pt.API+"/"]:
 		v.errorf(p+".api", "names no apis[].path: did you mean %q?", pt.API+"/")
 	case !apis[pt.API]:

@@ -21,6 +21,8 @@ const (
 type Checker struct {
 	header string
 	value  []byte
+	// OnReject, when set, is told of each refused request.
+	OnReject func()
 }
 
 // New returns a Checker for header: value (defaults when empty).
@@ -82,6 +84,9 @@ func (c *Checker) RequireAPI(publicOrigin string, next http.Handler) http.Handle
 			ok = r.Header.Get("Origin") == publicOrigin
 		}
 		if !ok {
+			if c.OnReject != nil {
+				c.OnReject()
+			}
 			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusUnauthorized)
 			return

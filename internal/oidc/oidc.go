@@ -5,7 +5,11 @@
 //
 // Every call to the provider goes through one http.Client that follows no
 // redirects, has explicit timeouts and reads at most MaxBodyBytes of any
-// response body.
+// response body. ID and logout tokens are verified against the provider's
+// JWKS only, with an allow-listed algorithm; the JWKS is fetched again for
+// an unknown key id at most once per KeyRefetchInterval. Errors name what
+// failed; they never quote a token, a code, the client secret or a body the
+// provider sent.
 package oidc
 
 import (
@@ -60,10 +64,15 @@ type Options struct {
 	Scopes                []string
 	// AuthParams are added to every authorization request.
 	AuthParams map[string]string
-	// HTTPClient defaults to one built by NewHTTPClient.
+	// HTTPClient defaults to one built by NewHTTPClient. Whatever client is
+	// given, the Client uses a copy that follows no redirects, reads at most
+	// MaxBodyBytes of a body and times out (after 15s when it has no
+	// Timeout).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
-	Now        func() time.Time
+	// Now is the clock of token checks and of the JWKS refetch limit;
+	// default time.Now.
+	Now func() time.Time
 }
 
 // Client talks to one provider.
@@ -78,7 +87,6 @@ type Client struct {
 }
 
 type discovered struct {
-	provider      *gooidc.Provider
 	verifier      *gooidc.IDTokenVerifier
 	oauth         *oauth2.Config
 	endSession    string
@@ -90,10 +98,7 @@ type discovered struct {
 
 // New returns a client; call Discover or Run before use.
 func New(opts Options) *Client {
-	c := &Client{opts: opts, hc: opts.HTTPClient, log: opts.Logger, now: opts.Now}
-	if c.hc == nil {
-		c.hc = NewHTTPClient(15 * time.Second)
-	}
+	c := &Client{opts: opts, hc: guardClient(opts.HTTPClient), log: opts.Logger, now: opts.Now}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,10 +108,22 @@ func New(opts Options) *Client {
 	return c
 }
 
+// defaultTimeout bounds a call to the provider when Options.HTTPClient does
+// not say otherwise.
+const defaultTimeout = 15 * time.Second
+
 // NewHTTPClient returns a client that follows no redirects, bounds every
 // phase of a call by timeout and every response body by MaxBodyBytes.
 func NewHTTPClient(timeout time.Duration) *http.Client {
-	tr := &http.Transport{
+	return &http.Client{
+		Transport:     limitBody{newTransport(timeout)},
+		Timeout:       timeout,
+		CheckRedirect: noRedirect,
+	}
+}
+
+func newTransport(timeout time.Duration) *http.Transport {
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   5 * time.Second,
@@ -115,14 +132,36 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 		MaxIdleConnsPerHost:   16,
 		ForceAttemptHTTP2:     true,
 	}
-	return &http.Client{
-		Transport: limitBody{tr},
-		Timeout:   timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
 }
+
+// guardClient returns hc, or a new default client, with the rules every
+// call to the provider obeys whatever client the caller passed: no
+// redirects (a redirected token request would carry the client secret and
+// the code elsewhere), bodies bounded by MaxBodyBytes, and a timeout
+// (defaultTimeout when hc has none). hc itself is not modified.
+func guardClient(hc *http.Client) *http.Client {
+	if hc == nil {
+		return NewHTTPClient(defaultTimeout)
+	}
+	g := *hc
+	g.CheckRedirect = noRedirect
+	if g.Timeout <= 0 {
+		g.Timeout = defaultTimeout
+	}
+	switch rt := g.Transport.(type) {
+	case limitBody:
+	case nil:
+		g.Transport = limitBody{newTransport(g.Timeout)}
+	default:
+		g.Transport = limitBody{rt}
+	}
+	return &g
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// errBodyTooLarge ends reading a provider response longer than MaxBodyBytes.
+var errBodyTooLarge = fmt.Errorf("provider response larger than %d bytes", MaxBodyBytes)
 
 type limitBody struct{ rt http.RoundTripper }
 
@@ -131,15 +170,40 @@ func (l limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.LimitReader(resp.Body, MaxBodyBytes), resp.Body}
+	resp.Body = &limitedReader{rc: resp.Body, n: MaxBodyBytes}
 	return resp, nil
 }
 
+// limitedReader fails, rather than ends quietly, past n bytes, so a
+// truncated body is never taken for a whole one (http.MaxBytesReader's
+// approach).
+type limitedReader struct {
+	rc io.ReadCloser
+	n  int64 // bytes left; -1 once the limit was crossed
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	n, err := l.rc.Read(p)
+	if int64(n) <= l.n {
+		l.n -= int64(n)
+		return n, err
+	}
+	n = int(l.n)
+	l.n = -1
+	return n, errBodyTooLarge
+}
+
+func (l *limitedReader) Close() error { return l.rc.Close() }
+
+// ctx makes x/oauth2 use our client.
 func (c *Client) ctx(ctx context.Context) context.Context {
-	return context.WithValue(gooidc.ClientContext(ctx, c.hc), oauth2.HTTPClient, c.hc)
+	return context.WithValue(ctx, oauth2.HTTPClient, c.hc)
 }
 
 // Ready reports whether discovery has succeeded.
@@ -159,25 +223,14 @@ func (c *Client) get() (*discovered, error) {
 }
 
 // Discover fetches the provider's metadata once. The discovered issuer must
-// equal Options.Issuer exactly.
+// equal Options.Issuer exactly; authorization_endpoint, token_endpoint and
+// jwks_uri must be absolute URLs, and every endpoint must use https when the
+// issuer does. A failed discovery keeps the previous metadata, if any.
 func (c *Client) Discover(ctx context.Context) error {
-	// The key set keeps the context it was made with for later JWKS fetches,
-	// so give it one that outlives this call but keeps our HTTP client.
-	base := c.ctx(context.WithoutCancel(ctx))
-	dctx, cancel := context.WithTimeout(base, 20*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	p, err := gooidc.NewProvider(dctx, c.opts.Issuer)
+	meta, err := c.fetchMetadata(dctx)
 	if err != nil {
-		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
-	}
-	var meta struct {
-		EndSession string   `json:"end_session_endpoint"`
-		Revocation string   `json:"revocation_endpoint"`
-		IssParam   bool     `json:"authorization_response_iss_parameter_supported"`
-		Algs       []string `json:"id_token_signing_alg_values_supported"`
-		PKCE       []string `json:"code_challenge_methods_supported"`
-	}
-	if err := p.Claims(&meta); err != nil {
 		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
 	}
 	algs := allowedAlgs
@@ -189,20 +242,19 @@ func (c *Client) Discover(ctx context.Context) error {
 			}
 		}
 		if len(algs) == 0 {
-			return fmt.Errorf("discovery at %q: no acceptable id_token signing algorithm in %q", c.opts.Issuer, meta.Algs)
+			return fmt.Errorf("discovery at %q: no acceptable id_token signing algorithm in %q", c.opts.Issuer, clipAll(meta.Algs))
 		}
 	}
 	if len(meta.PKCE) > 0 && !slices.Contains(meta.PKCE, "S256") {
 		return fmt.Errorf("discovery at %q: provider does not support PKCE S256", c.opts.Issuer)
 	}
-	ep := p.Endpoint()
-	ep.AuthStyle = oauth2.AuthStyleInHeader
+	ep := oauth2.Endpoint{AuthURL: meta.AuthURL, TokenURL: meta.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}
 	if c.opts.ClientAuth == "client_secret_post" {
 		ep.AuthStyle = oauth2.AuthStyleInParams
 	}
 	d := &discovered{
-		provider: p,
-		verifier: p.VerifierContext(base, &gooidc.Config{
+		// Our own key set, not go-oidc's remote one: see keySet.
+		verifier: gooidc.NewVerifier(c.opts.Issuer, newKeySet(meta.JWKSURL, c.hc, c.now), &gooidc.Config{
 			ClientID:             c.opts.ClientID,
 			SupportedSigningAlgs: algs,
 			Now:                  c.now,
@@ -341,11 +393,19 @@ func grantErr(err error) error {
 }
 
 // Exchange trades an authorization code for tokens and verifies the ID
-// token, including its nonce.
+// token, including its nonce, which must not be empty.
+//
+// Exchange cannot tell a replayed nonce: the same nonce is accepted as often
+// as it is passed. Single use is the caller's job: keep the nonce with the
+// state of one login attempt and forget both at the callback.
 func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*Tokens, error) {
 	d, err := c.get()
 	if err != nil {
 		return nil, err
+	}
+	if nonce == "" {
+		// An empty expected nonce would turn the check off.
+		return nil, errors.New("code exchange: no nonce to check the id token against")
 	}
 	tok, err := d.oauth.Exchange(c.ctx(ctx), code, oauth2.VerifierOption(verifier))
 	if err != nil {
@@ -364,7 +424,8 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 }
 
 // Refresh uses a refresh token. A response without a new refresh token
-// keeps the old one; a new ID token must name subject.
+// keeps the old one; a new ID token must name subject (and is refused when
+// subject is empty).
 func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p TokenParams) (*Tokens, error) {
 	d, err := c.get()
 	if err != nil {
@@ -378,6 +439,9 @@ func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p To
 	}
 	t := &Tokens{Subject: subject}
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		if subject == "" {
+			return nil, errors.New("refresh: no subject to compare the new id token with")
+		}
 		t, err = c.verifyIDToken(ctx, d, raw, "", subject)
 		if err != nil {
 			return nil, fmt.Errorf("refresh: %w", err)
@@ -428,10 +492,8 @@ func (c *Client) verifyIDToken(ctx context.Context, d *discovered, raw, nonce, s
 	if idt.IssuedAt.After(now.Add(ClockSkew)) {
 		return nil, errors.New("id token: issued in the future")
 	}
-	if nonce != "" {
-		if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
-			return nil, errors.New("id token: nonce mismatch")
-		}
+	if nonce != "" && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
+		return nil, errors.New("id token: nonce mismatch")
 	}
 	if azp, ok := claims["azp"]; ok {
 		if s, _ := azp.(string); s != c.opts.ClientID {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/admin"
+	"github.com/cloakroom/cloakroom/internal/aggregate"
 	"github.com/cloakroom/cloakroom/internal/bff"
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/csrf"
@@ -213,6 +215,11 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		return "ip\x00" + ip(r)
 	}
 	var apiPrefixes []string
+	type apiRoute struct {
+		upstream *url.URL
+		bearer   *tokens.Route
+	}
+	routes := map[string]apiRoute{}
 	for _, a := range cfg.APIs {
 		up, err := url.Parse(a.Upstream)
 		if err != nil {
@@ -220,12 +227,13 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		}
 		ro := tokens.RouteOptions{Mode: tokens.Mode(a.Token), Scopes: a.Scopes, Resource: a.Resource, Audience: a.Audience}
 		if a.Require != nil {
-			ro.Require = &tokens.Policy{Scopes: a.Require.Scopes, Claims: a.Require.Claims}
+			ro.Require = &tokens.Policy{Scopes: a.Require.Scopes, Claims: a.Require.Claims, Path: a.Require.Path}
 		}
 		bearer, err := src.Route(ro)
 		if err != nil {
 			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
 		}
+		routes[a.Path] = apiRoute{up, bearer}
 		var h http.Handler = proxy.New(proxy.Route{
 			Prefix: a.Path, Upstream: up, Bearer: bearer, Timeout: a.Timeout,
 			Methods: a.Methods, MaxBodyBytes: int64(a.MaxBodyBytes),
@@ -235,6 +243,58 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		}
 		mux.Handle(a.Path, named(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, h)))
 		apiPrefixes = append(apiPrefixes, a.Path)
+	}
+
+	origin := pub.Scheme + "://" + pub.Host
+	claims := func(r *http.Request) map[string]any {
+		s, err := sessions.Load(r)
+		if err != nil {
+			return nil
+		}
+		return s.Claims
+	}
+	for _, c := range cfg.Composites {
+		comp := aggregate.Composite{Path: c.Path, DefaultProfile: c.DefaultProfile, Deadline: c.Deadline, Profiles: map[string]aggregate.Profile{}}
+		for name, p := range c.Profiles {
+			comp.Profiles[name] = aggregate.Profile{Allow: p.Allow, Deny: p.Deny, Map: p.Map}
+		}
+		for _, name := range slices.Sorted(maps.Keys(c.Parts)) {
+			p := c.Parts[name]
+			part := aggregate.Part{Name: name, Path: p.Path, Required: p.Required, Timeout: p.Timeout}
+			if p.API != "" {
+				rt, ok := routes[p.API]
+				if !ok {
+					return nil, fmt.Errorf("composites %q: part %q: no API %q", c.Path, name, p.API)
+				}
+				part.Upstream, part.Bearer = rt.upstream, rt.bearer
+			} else {
+				if part.Upstream, err = url.Parse(p.Upstream); err != nil {
+					return nil, fmt.Errorf("composites %q: part %q: %w", c.Path, name, err)
+				}
+				if part.Bearer, err = src.Route(tokens.RouteOptions{Mode: tokens.Mode(p.Token)}); err != nil {
+					return nil, fmt.Errorf("composites %q: part %q: %w", c.Path, name, err)
+				}
+			}
+			comp.Parts = append(comp.Parts, part)
+		}
+		var h http.Handler
+		h, err = aggregate.New(comp, aggregate.Options{
+			Claims: claims, Transport: tr.transport(aggregate.NewTransport(30 * time.Second)), Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("composites %q: %w", c.Path, err)
+		}
+		if c.Require != nil {
+			gate, err := src.Route(tokens.RouteOptions{Mode: tokens.UserOrNone, Require: &tokens.Policy{Scopes: c.Require.Scopes, Claims: c.Require.Claims, Path: c.Require.Path}})
+			if err != nil {
+				return nil, err
+			}
+			h = requirePolicy(gate, log, h)
+		}
+		if apiLimit != nil {
+			h = apiLimit.Middleware(apiKey, h)
+		}
+		mux.Handle("GET "+c.Path, named(c.Path, check.RequireAPI(origin, h)))
 	}
 
 	switch {
@@ -326,6 +386,18 @@ func isRedis(spec string) bool {
 		}
 	}
 	return false
+}
+
+// requirePolicy lets a request through only when gate (a route that
+// evaluates a policy) finds no fault with it.
+func requirePolicy(gate *tokens.Route, log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := gate.Token(r); err != nil {
+			httpx.WriteError(w, r, log, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitPaths applies l, keyed by client IP, to requests for paths.

@@ -196,12 +196,24 @@ type RouteOptions struct {
 type Policy struct {
 	Scopes []string
 	Claims map[string][]string
+	// Path binds request path parameters (r.PathValue) to claims: the
+	// value must be "{claims.NAME}" and the parameter must equal that
+	// claim of the caller, exactly.
+	Path map[string]string
 }
 
-// allows reports whether s meets p.
-func (p *Policy) allows(s *session.Session) bool {
+// allows reports whether s, making r, meets p.
+func (p *Policy) allows(r *http.Request, s *session.Session) bool {
 	if s == nil {
 		return false
+	}
+	for param, bind := range p.Path {
+		name, ok := strings.CutPrefix(bind, "{claims.")
+		name, ok2 := strings.CutSuffix(name, "}")
+		v, isStr := s.Claims[name].(string)
+		if !ok || !ok2 || !isStr || v == "" || r.PathValue(param) != v {
+			return false
+		}
 	}
 	for _, sc := range p.Scopes {
 		if !slices.Contains(s.Scopes, sc) {
@@ -283,7 +295,7 @@ func (rt *Route) Token(r *http.Request) (string, error) {
 		}
 	}
 	s, err := rt.src.sessions.Load(r)
-	if err == nil && rt.policy != nil && !rt.policy.allows(s) {
+	if err == nil && rt.policy != nil && !rt.policy.allows(r, s) {
 		return "", errForbidden
 	}
 	if errors.Is(err, session.ErrNotFound) {

@@ -1,0 +1,108 @@
+// Package metrics owns Cloakroom's Prometheus registry (one per server, no
+// globals) and the request middleware. Every label has a bounded set of
+// values: routes are the configured route names, never raw paths.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the gateway's instruments.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	upstream    *prometheus.HistogramVec
+	logins      *prometheus.CounterVec
+	refreshes   *prometheus.CounterVec
+	refreshWait prometheus.Histogram
+	logouts     *prometheus.CounterVec
+	rejections  *prometheus.CounterVec
+}
+
+// New registers every instrument on a fresh registry, with Go and process
+// collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cloakroom_requests_total", Help: "Requests by route, method class and status code.",
+	}, []string{"route", "method", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "cloakroom_request_duration_seconds", Help: "Whole-request latency by route.", Buckets: buckets,
+	}, []string{"route"})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "cloakroom_upstream_duration_seconds", Help: "Time from sending to an upstream until its response headers, by route.", Buckets: buckets,
+	}, []string{"route"})
+	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cloakroom_logins_total", Help: "Logins by stage (started, completed, failed) and failure reason.",
+	}, []string{"stage", "reason"})
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cloakroom_token_refreshes_total", Help: "Token refreshes by outcome: ok, dead_token, idp_error.",
+	}, []string{"outcome"})
+	m.refreshWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cloakroom_token_refresh_wait_seconds", Help: "How long requests waited for a token refresh.", Buckets: buckets,
+	})
+	m.logouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cloakroom_logouts_total", Help: "Logouts by kind (user, backchannel, frontchannel, operator) and result.",
+	}, []string{"kind", "result"})
+	m.rejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cloakroom_rejections_total", Help: "Requests refused before reaching an upstream, by reason (csrf, rate_limit, policy, ...).",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.logins, m.refreshes, m.refreshWait, m.logouts, m.rejections)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Registry exposes the registry for extra collectors (e.g. store gauges).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Login counts a login event.
+func (m *Metrics) Login(stage, reason string) { m.logins.WithLabelValues(stage, reason).Inc() }
+
+// Refresh counts a refresh and how long its request waited.
+func (m *Metrics) Refresh(outcome string, wait time.Duration) {
+	m.refreshes.WithLabelValues(outcome).Inc()
+	m.refreshWait.Observe(wait.Seconds())
+}
+
+// Logout counts a logout.
+func (m *Metrics) Logout(kind, result string) { m.logouts.WithLabelValues(kind, result).Inc() }
+
+// Rejection counts a request refused at the edge.
+func (m *Metrics) Rejection(reason string) { m.rejections.WithLabelValues(reason).Inc() }
+
+// Upstream records an upstream call's time to response headers.
+func (m *Metrics) Upstream(route string, d time.Duration) {
+	m.upstream.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// methodClass folds methods into a bounded set.
+func methodClass(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return "read"
+	case http.MethodOptions:
+		return "options"
+	default:
+		return "write"
+	}
+}
+
+// Observe records one finished request.
+func (m *Metrics) Observe(route, method string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, methodClass(method), strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
