@@ -98,5 +98,14 @@ func demoConfig(public string, be *demo.Backends) *config.Config {
 		// The same API, reached with a token exchanged for its audience.
 		{Path: "/api/inventory/", Upstream: be.APIURL, Token: "exchange", Audience: "demo-inventory", Scopes: []string{"inventory.read"}},
 	}
+	// One call from the SPA, two behind it; the mobile profile keeps less.
+	cfg.Composites = []config.Composite{{
+		Path: "/bff/dashboard",
+		Parts: map[string]config.Part{
+			"me":        {API: "/api/demo/", Path: "whoami", Required: true},
+			"inventory": {API: "/api/inventory/", Path: "whoami"},
+		},
+		Profiles: map[string]config.Profile{"mobile": {Allow: []string{"me.sub", "me.message", "inventory.aud"}}},
+	}}
 	return cfg
 }

@@ -99,6 +99,7 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(name string, h http.Han
 		fn            httpx.HandlerFunc
 	}{
 		{"GET " + LoginPath, "bff_login", h.login},
+		{"GET " + SilentLoginPath, "bff_silent_login", h.silentLogin},
 		{"GET " + h.callback, "bff_callback", h.callbackHandler},
 		{"GET " + UserPath, "bff_user", h.user},
 		{"GET " + LogoutPath, "bff_logout", h.logout},
@@ -343,11 +344,11 @@ func UserClaims(s *session.Session, expiresIn time.Duration) []Claim {
 	for _, k := range keys {
 		if arr, ok := s.Claims[k].([]any); ok {
 			for _, v := range arr {
-				out = append(out, Claim{k, v})
+				out = append(out, Claim{k, claimString(v)})
 			}
 			continue
 		}
-		out = append(out, Claim{k, s.Claims[k]})
+		out = append(out, Claim{k, claimString(s.Claims[k])})
 	}
 	out = append(out,
 		Claim{"bff:logout_url", LogoutPath + "?sid=" + s.LogoutID},
@@ -356,6 +357,24 @@ func UserClaims(s *session.Session, expiresIn time.Duration) []Claim {
 		out = append(out, Claim{"bff:session_state", s.SessionState})
 	}
 	return out
+}
+
+// claimString renders a claim value as Duende.BFF does (ASP.NET claims are
+// strings): text as is, booleans and numbers in their JSON spelling,
+// objects as JSON text.
+func claimString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
 }
 
 // logout ends the session, revokes its refresh token and sends the browser

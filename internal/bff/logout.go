@@ -105,8 +105,10 @@ func (h *Handler) endMatching(ctx context.Context, sub, sid string) (int, error)
 func (h *Handler) frontchannel(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	iss, sid := q.Get("iss"), q.Get("sid")
-	if subtle.ConstantTimeCompare([]byte(iss), []byte(h.oidc.Issuer())) != 1 || sid == "" {
-		return httpx.Error{Code: http.StatusBadRequest, Msg: "iss must name the configured issuer and sid is required"}
+	// Some providers (Entra ID) send sid without iss; when iss comes, it
+	// must be ours.
+	if (q.Has("iss") && subtle.ConstantTimeCompare([]byte(iss), []byte(h.oidc.Issuer())) != 1) || sid == "" {
+		return httpx.Error{Code: http.StatusBadRequest, Msg: "sid is required, and iss, when given, must name the configured issuer"}
 	}
 	n, err := h.endMatching(r.Context(), "", sid)
 	if errors.Is(err, session.ErrStateless) {

@@ -11,8 +11,21 @@ import (
 	"github.com/cloakroom/cloakroom/internal/session"
 )
 
-// SilentCallbackPath is the page that reports a silent login's outcome.
-const SilentCallbackPath = "/bff/silent-login-callback"
+// SilentCallbackPath is the page that reports a silent login's outcome;
+// SilentLoginPath starts one (Duende.BFF's name for /bff/login?prompt=none).
+const (
+	SilentCallbackPath = "/bff/silent-login-callback"
+	SilentLoginPath    = "/bff/silent-login"
+)
+
+// silentLogin is /bff/login?prompt=none under Duende.BFF's older name.
+func (h *Handler) silentLogin(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	q.Set("prompt", "none")
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = q.Encode()
+	return h.login(w, r2)
+}
 
 // silentErrors are the provider answers to prompt=none that mean "not
 // signed in there", not a failure.

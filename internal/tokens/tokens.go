@@ -404,7 +404,6 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 		}
 		fresh := res.Val.(*session.Session)
 		if s.sessions.Stateless() {
-			s.remember(lockKey, sess.RefreshToken, fresh)
 			// Cookie mode: every response of the burst carries the new cookie.
 			c := *fresh
 			if err := s.sessions.Save(ctx, &c); err != nil {
@@ -473,10 +472,13 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 	}
 	s.succeed(lockKey)
 	Apply(sess, t, s.now())
-	if !s.sessions.Stateless() {
-		if err := s.sessions.Save(ctx, sess); err != nil {
-			return nil, storeDown(err)
-		}
+	if s.sessions.Stateless() {
+		// Remembered before the flight ends, so a request that arrives
+		// with the old cookie right after it finds the result instead of
+		// spending the rotated-away refresh token.
+		s.remember(lockKey, cur.RefreshToken, sess)
+	} else if err := s.sessions.Save(ctx, sess); err != nil {
+		return nil, storeDown(err)
 	}
 	return sess, nil
 }

@@ -17,6 +17,8 @@
     logout: $('logout'),
     callAPI: $('call-api'),
     callExchange: $('call-exchange'),
+    dashboard: $('dashboard'),
+    dashboardMobile: $('dashboard-mobile'),
     stream: $('stream'),
     error: $('error'),
     claimsCard: $('claims-card'),
@@ -38,6 +40,8 @@
     el.logout.hidden = !signedIn;
     el.callAPI.hidden = !signedIn;
     el.callExchange.hidden = !signedIn;
+    el.dashboard.hidden = !signedIn;
+    el.dashboardMobile.hidden = !signedIn;
     el.stream.hidden = !signedIn;
     el.claimsCard.hidden = !signedIn;
     el.apiCard.hidden = !signedIn;
@@ -191,6 +195,10 @@
   el.logout.addEventListener('click', logout);
   el.callAPI.addEventListener('click', () => callAPI('/api/demo/whoami', el.callAPI));
   el.callExchange.addEventListener('click', () => callAPI('/api/inventory/whoami', el.callExchange));
+  // /bff/dashboard fans out to both APIs and merges the answers; the mobile
+  // profile keeps only a few fields.
+  el.dashboard.addEventListener('click', () => callAPI('/bff/dashboard', el.dashboard));
+  el.dashboardMobile.addEventListener('click', () => callAPI('/bff/dashboard?profile=mobile', el.dashboardMobile));
   el.stream.addEventListener('click', stream);
   // Coming back with the Back button shows a page from the cache: re-check.
   window.addEventListener('pageshow', (e) => { if (e.persisted) loadUser(); });
