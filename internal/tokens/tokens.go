@@ -440,7 +440,13 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 
 	sess := new(session.Session)
 	*sess = *cur
-	if !s.sessions.Stateless() {
+	if s.sessions.Stateless() {
+		// A request that checked before the previous flight remembered
+		// its result may have started this one with the same old token.
+		if fresh := s.recentFor(lockKey, cur.RefreshToken, s.now()); fresh != nil {
+			return fresh, nil
+		}
+	} else {
 		// Another holder may have refreshed while we waited for the lock.
 		sess, err = s.sessions.Get(ctx, cur.ID)
 		if errors.Is(err, session.ErrNotFound) {
