@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/server"
@@ -30,7 +32,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Warn("configuration", "line", p.Line, "key", p.Key, "problem", p.Msg)
 		}
 	}
-	if err := server.Run(ctx, cfg, server.Options{Logger: log}); err != nil {
+	// SIGHUP re-reads the file; a bad one is refused and logged.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	opts := server.Options{
+		Logger:     log,
+		Reload:     reload,
+		LoadConfig: func() (*config.Config, error) { return config.Load(*path, os.LookupEnv) },
+	}
+	if err := server.Run(ctx, cfg, opts); err != nil {
 		fmt.Fprintf(stderr, "cloakroom: %v\n", err)
 		return 1
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/admin"
@@ -59,6 +60,20 @@ type Options struct {
 	// TracerProvider, when set, receives the spans; otherwise the standard
 	// OTEL_* environment decides (see newTracing).
 	TracerProvider trace.TracerProvider
+	// Reload, when it delivers, makes Run re-read the configuration with
+	// LoadConfig and swap routes, upstreams, composites, policies and CSP
+	// in place, without dropping sessions or in-flight requests. A config
+	// that fails to load, changes what cannot change live (listen
+	// addresses, the session store) or cannot reach its provider is
+	// refused, and the old one keeps serving.
+	Reload     <-chan struct{}
+	LoadConfig func() (*config.Config, error)
+	// DrainTimeout bounds how long a shutdown waits for in-flight
+	// requests, long streams included. Default 30s.
+	DrainTimeout time.Duration
+
+	store   session.Store // set by Run: shared by every rebuild
+	tracing *tracing
 }
 
 // Server is a built gateway.
@@ -82,9 +97,12 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if met == nil {
 		met = metrics.New()
 	}
-	tr, err := newTracing(o.TracerProvider)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: %w", err)
+	tr := o.tracing
+	if tr == nil {
+		var err error
+		if tr, err = newTracing(o.TracerProvider); err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
 	}
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil {
@@ -94,11 +112,12 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if cfg.OIDC.ClientAuth == "private_key_jwt" {
 		return nil, errors.New("oidc.client_auth: private_key_jwt is not supported yet; use client_secret_basic or client_secret_post")
 	}
-	store, err := openStore(cfg.Session, o.Now, log)
-	if err != nil {
-		return nil, err
+	store, cookieMode := o.store, cfg.Session.Store == "cookie"
+	if store == nil && !cookieMode {
+		if store, err = openStore(cfg.Session, o.Now, log); err != nil {
+			return nil, err
+		}
 	}
-	cookieMode := store == nil
 	sameSite := http.SameSiteStrictMode
 	if strings.EqualFold(cfg.Session.SameSite, "lax") {
 		sameSite = http.SameSiteLaxMode
@@ -473,22 +492,39 @@ func requestID(next http.Handler) http.Handler {
 	})
 }
 
-// Run serves until ctx ends, then drains in-flight requests for up to 30s.
-// Discovery runs in the background: a provider that is down at start does
-// not stop the gateway; /bff/login answers 503 until it is found.
+// Run serves until ctx ends, then drains in-flight requests for up to
+// DrainTimeout. Discovery runs in the background: a provider that is down
+// at start does not stop the gateway; /bff/login answers 503 until it is
+// found. See Options.Reload for live reconfiguration.
 func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+		o.Logger = log
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	tr, err := newTracing(o.TracerProvider)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	o.tracing = tr
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		tr.shutdown(ctx)
+	}()
+	if cfg.Session.Store != "cookie" {
+		if o.store, err = openStore(cfg.Session, o.Now, log); err != nil {
+			return err
+		}
+		defer o.store.Close()
+	}
 	s, err := New(cfg, o)
 	if err != nil {
 		return err
 	}
-	if s.store != nil {
-		defer s.store.Close()
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.tracing.shutdown(ctx)
-	}()
 	ln := o.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -497,13 +533,25 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.OIDC.Run(ctx)
+	// Each configuration's client retries discovery until it succeeds or
+	// the configuration is replaced.
+	discover := func(c *oidc.Client) context.CancelFunc {
+		dctx, stop := context.WithCancel(ctx)
+		go c.Run(dctx)
+		return stop
+	}
+	stopDiscovery := discover(s.OIDC)
+	defer func() { stopDiscovery() }()
+
+	var public, adminH atomic.Pointer[http.Handler]
+	public.Store(&s.Handler)
+	adminH.Store(&s.Admin)
 	srv := &http.Server{
-		Handler:           s.Handler,
+		Handler:           swapped(&public),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
@@ -516,22 +564,82 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		}
 	}
 	if aln != nil {
-		adminSrv = &http.Server{Handler: s.Admin, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+		adminSrv = &http.Server{Handler: swapped(&adminH), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 		go func() { errc <- adminSrv.Serve(aln) }()
 	}
-	s.log.Info("cloakroom listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	log.Info("cloakroom listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			done = true
+		case <-o.Reload:
+			next, ncfg, err := reload(ctx, cfg, o)
+			if err != nil {
+				log.Error("configuration reload refused; the running configuration stays", "error", err)
+				continue
+			}
+			stopDiscovery()
+			stopDiscovery = discover(next.OIDC) // already discovered; returns at once
+			public.Store(&next.Handler)
+			adminH.Store(&next.Admin)
+			cfg = ncfg
+			log.Info("configuration reloaded")
+		}
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	drain := o.DrainTimeout
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), drain)
 	defer scancel()
 	if adminSrv != nil {
 		defer adminSrv.Close()
 	}
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close() // streams still open past the drain limit are cut
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		log.Warn("drain limit reached; remaining connections closed", "limit", drain.String())
 	}
 	return nil
+}
+
+// reload builds a gateway from a freshly read configuration, on the same
+// store, metrics and tracing, and makes sure it can reach its provider
+// before it is put in front.
+func reload(ctx context.Context, old *config.Config, o Options) (*Server, *config.Config, error) {
+	if o.LoadConfig == nil {
+		return nil, nil, errors.New("no configuration source")
+	}
+	cfg, err := o.LoadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case cfg.Session.Store != old.Session.Store:
+		return nil, nil, errors.New("session.store changed: restart to change stores")
+	case cfg.Listen != old.Listen || cfg.AdminListen != old.AdminListen:
+		return nil, nil, errors.New("listen or admin_listen changed: restart to change addresses")
+	}
+	s, err := New(cfg, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := s.OIDC.Discover(dctx); err != nil {
+		return nil, nil, err
+	}
+	return s, cfg, nil
+}
+
+// swapped serves whatever handler p holds at the time of each request;
+// requests in flight keep the handler they started with.
+func swapped(p *atomic.Pointer[http.Handler]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*p.Load()).ServeHTTP(w, r)
+	})
 }
