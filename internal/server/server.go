@@ -187,7 +187,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	locker, ok := store.(session.Locker)
 	if !ok {
-		locker = memstore.New(o.Now) // cookie mode: refreshes are shared within this process
+		locker = &session.LocalLocker{Now: o.Now} // cookie mode: refreshes are shared within this process
 	}
 	src := tokens.New(tokens.Options{
 		Sessions:      sessions,

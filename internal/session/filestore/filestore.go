@@ -108,13 +108,7 @@ type Store struct {
 	stop      chan struct{} // closed by Close
 	done      chan struct{} // closed when the sweeper has returned
 
-	lmu   sync.Mutex
-	locks map[string]*lock
-}
-
-type lock struct {
-	ch      chan struct{} // closed on unlock
-	expires time.Time
+	locks session.LocalLocker
 }
 
 // Open opens or creates the store at o.Path and starts its sweeper. It fails
@@ -136,16 +130,16 @@ func Open(o Options) (*Store, error) {
 	}
 
 	s := &Store{
-		path:  o.Path,
-		now:   o.Now,
-		log:   o.Logger,
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-		locks: make(map[string]*lock),
+		path: o.Path,
+		now:  o.Now,
+		log:  o.Logger,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.locks.Now = s.now
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -379,46 +373,13 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Lock implements session.Locker within this process, which owns the file.
-// A holder that outlives ttl loses the lock to the next caller; its late
-// unlock does not release the new owner's lock. A waiter gives up with
-// ctx.Err() when ctx ends.
+// Lock implements session.Locker within this process, which owns the file
+// (see session.LocalLocker).
 func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
-	for {
-		if s.closed.Load() {
-			return nil, fmt.Errorf("session store %q: lock: %w", s.path, ErrClosed)
-		}
-		s.lmu.Lock()
-		now := s.now()
-		l := s.locks[key]
-		if l == nil || !now.Before(l.expires) {
-			mine := &lock{ch: make(chan struct{}), expires: now.Add(ttl)}
-			s.locks[key] = mine
-			s.lmu.Unlock()
-			var once sync.Once
-			return func() {
-				once.Do(func() {
-					s.lmu.Lock()
-					if s.locks[key] == mine {
-						delete(s.locks, key)
-					}
-					s.lmu.Unlock()
-					close(mine.ch)
-				})
-			}, nil
-		}
-		wait := l.expires.Sub(now)
-		s.lmu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-l.ch:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		}
-		t.Stop()
+	if s.closed.Load() {
+		return nil, fmt.Errorf("session store %q: lock: %w", s.path, ErrClosed)
 	}
+	return s.locks.Lock(ctx, key, ttl)
 }
 
 // sweeper removes expired entries every interval until Close.

@@ -28,7 +28,7 @@ type Store struct {
 	order  *list.List // keys, least recently written first
 	tags   map[string]map[string]struct{}
 	writes int
-	locks  map[string]*lock
+	locks  session.LocalLocker
 }
 
 type item struct {
@@ -36,11 +36,6 @@ type item struct {
 	expires time.Time
 	tags    []string
 	elem    *list.Element
-}
-
-type lock struct {
-	ch      chan struct{} // closed on unlock
-	expires time.Time
 }
 
 const sweepEvery = 1024
@@ -68,7 +63,7 @@ func NewStore(o Options) *Store {
 		order: list.New(),
 		items: make(map[string]item),
 		tags:  make(map[string]map[string]struct{}),
-		locks: make(map[string]*lock),
+		locks: session.LocalLocker{Now: now},
 	}
 }
 
@@ -181,38 +176,8 @@ func (s *Store) sweepLocked() {
 	}
 }
 
-// Lock implements session.Locker within this process. A holder that
-// outlives ttl loses the lock to the next waiter.
+// Lock implements session.Locker within this process (see
+// session.LocalLocker).
 func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
-	for {
-		s.mu.Lock()
-		l := s.locks[key]
-		if l == nil || !s.now().Before(l.expires) {
-			mine := &lock{ch: make(chan struct{}), expires: s.now().Add(ttl)}
-			s.locks[key] = mine
-			s.mu.Unlock()
-			var once sync.Once
-			return func() {
-				once.Do(func() {
-					s.mu.Lock()
-					if s.locks[key] == mine {
-						delete(s.locks, key)
-					}
-					s.mu.Unlock()
-					close(mine.ch)
-				})
-			}, nil
-		}
-		wait := l.expires.Sub(s.now())
-		s.mu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-l.ch:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		}
-		t.Stop()
-	}
+	return s.locks.Lock(ctx, key, ttl)
 }
