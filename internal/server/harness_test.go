@@ -382,3 +382,29 @@ func mustB64Decode(s string) string {
 	}
 	return string(b)
 }
+
+// burst sends GET url with the CSRF header n times at once from b, each
+// to urls[i%len(urls)], and counts the statuses.
+func burst(t *testing.T, b *browser, n int, urls ...string) map[int]int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, urls[i%len(urls)], nil)
+			req.Header.Set("X-CSRF", "1")
+			resp, err := b.c.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return codes
+}

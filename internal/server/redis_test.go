@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,30 +52,7 @@ func TestTwoInstancesOnRedis(t *testing.T) {
 	for round := range 5 {
 		before := p.Stats().RefreshGrants
 		a.Clock.Advance(9 * time.Second)
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		codes := map[int]int{}
-		for i := range 30 {
-			g := a
-			if i%2 == 1 {
-				g = b
-			}
-			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodGet, g.URL+"/api/orders/x", nil)
-				req.Header.Set("X-CSRF", "1")
-				resp, err := br.c.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				resp.Body.Close()
-				mu.Lock()
-				codes[resp.StatusCode]++
-				mu.Unlock()
-			})
-		}
-		wg.Wait()
-		if codes[200] != 30 {
+		if codes := burst(t, br, 30, a.URL+"/api/orders/x", b.URL+"/api/orders/x"); codes[200] != 30 {
 			t.Fatalf("round %d: %v; A logs:\n%s\nB logs:\n%s", round, codes, a.Logs, b.Logs)
 		}
 		if got := p.Stats().RefreshGrants - before; got != 1 {

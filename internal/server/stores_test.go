@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,26 +43,7 @@ func TestStoresEndToEnd(t *testing.T) {
 			for round := range 5 {
 				before := e.idp.Stats().RefreshGrants
 				e.g.Clock.Advance(9 * time.Second)
-				var wg sync.WaitGroup
-				var mu sync.Mutex
-				codes := map[int]int{}
-				for range 20 {
-					wg.Go(func() {
-						req, _ := http.NewRequest(http.MethodGet, e.g.URL+"/api/orders/x", nil)
-						req.Header.Set("X-CSRF", "1")
-						resp, err := b.c.Do(req)
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						resp.Body.Close()
-						mu.Lock()
-						codes[resp.StatusCode]++
-						mu.Unlock()
-					})
-				}
-				wg.Wait()
-				if codes[http.StatusOK] != 20 {
+				if codes := burst(t, b, 20, e.g.URL+"/api/orders/x"); codes[http.StatusOK] != 20 {
 					t.Fatalf("round %d: statuses %v; logs:\n%s", round, codes, e.g.Logs)
 				}
 				if got := e.idp.Stats().RefreshGrants - before; got != 1 {

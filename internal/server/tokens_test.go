@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,36 +51,18 @@ func TestRefreshBurst(t *testing.T) {
 	e := newSharedClockEnv(t, func(o *idp.Options) { o.AccessTokenTTL = 10 * time.Second }, nil)
 	b := newBrowser(t)
 	e.login(t, b, "alice")
-	const burst, rounds = 50, 20
+	const n, rounds = 50, 20
 	for round := range rounds {
 		before := e.idp.Stats().RefreshGrants
 		e.g.Clock.Advance(9 * time.Second) // within refresh_before (capped at half the 10s lifetime)
-		var wg sync.WaitGroup
-		codes := make([]int, burst)
-		for i := range burst {
-			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodGet, e.g.URL+"/api/orders/recent", nil)
-				req.Header.Set("X-CSRF", "1")
-				resp, err := b.c.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				resp.Body.Close()
-				codes[i] = resp.StatusCode
-			})
-		}
-		wg.Wait()
-		for i, c := range codes {
-			if c != http.StatusOK {
-				t.Fatalf("round %d call %d: status %d; logs:\n%s", round, i, c, e.g.Logs)
-			}
+		if codes := burst(t, b, n, e.g.URL+"/api/orders/recent"); codes[http.StatusOK] != n {
+			t.Fatalf("round %d: statuses %v; logs:\n%s", round, codes, e.g.Logs)
 		}
 		if got := e.idp.Stats().RefreshGrants - before; got != 1 {
 			t.Fatalf("round %d: provider saw %d refresh grants, want 1", round, got)
 		}
 		reqs := e.up.Requests()
-		last := reqs[len(reqs)-burst:]
+		last := reqs[len(reqs)-n:]
 		for _, r := range last {
 			if _, err := e.idp.VerifyAccessToken(bearerOf(r)); err != nil {
 				t.Fatalf("round %d: upstream got a bad token: %v", round, err)
