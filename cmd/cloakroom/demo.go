@@ -39,8 +39,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Cloakroom demo: open %s/ and sign in as alice/alice or bob/bob.\n", d.URL)
-	fmt.Fprintf(stdout, "(development OpenID provider at %s: not for production; Ctrl-C stops everything)\n", d.Backends.IssuerURL)
+	fmt.Fprintf(stdout, "Cloakroom demo: open %s/ and sign in as alice/alice, bob/bob or carol/carol.\n", d.URL)
+	fmt.Fprintf(stdout, "(development OpenID provider at %s, its account page with \"sign out everywhere\" at %s/account;\n not for production; Ctrl-C stops everything)\n", d.Backends.IssuerURL, d.Backends.IssuerURL)
 	if err := <-d.Done; err != nil {
 		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
 		return 1
