@@ -219,6 +219,12 @@ type API struct {
 	// Methods, when set, are the only HTTP methods the route accepts
 	// (others get 405). Default: any.
 	Methods []string `yaml:"methods"`
+	// AllowHeaderless admits requests that cannot carry the CSRF header
+	// (WebSocket upgrades, EventSource, download links and other
+	// navigations) when they come from the public origin itself:
+	// Sec-Fetch-Site same-origin, or an Origin equal to public_url.
+	// Default false: every request needs the header.
+	AllowHeaderless bool `yaml:"allow_headerless"`
 	// MaxBodyBytes bounds a request body; larger ones get 413. Default
 	// 10485760 (10 MiB); 0 means no limit.
 	MaxBodyBytes int `yaml:"max_body_bytes"`

@@ -74,14 +74,16 @@ func SecurityHeaders(hsts bool, next http.Handler) http.Handler {
 	})
 }
 
-// RequireAPI is Require for API routes. A WebSocket upgrade cannot carry a
-// custom header, so it is admitted only when its Origin is the public origin
-// (browsers always send Origin on WebSocket handshakes).
-func (c *Checker) RequireAPI(publicOrigin string, next http.Handler) http.Handler {
+// RequireAPI is Require for API routes. With allowHeaderless, requests
+// that cannot carry a custom header (WebSocket upgrades, EventSource,
+// downloads and other navigations) are admitted when the browser says they
+// come from publicOrigin itself: Sec-Fetch-Site: same-origin, or (for
+// WebSockets, whose handshake always has one) Origin equal to it.
+func (c *Checker) RequireAPI(publicOrigin string, allowHeaderless bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ok := c.OK(r)
-		if !ok && isWebSocket(r) {
-			ok = r.Header.Get("Origin") == publicOrigin
+		if !ok && allowHeaderless {
+			ok = sameOrigin(r, publicOrigin)
 		}
 		if !ok {
 			if c.OnReject != nil {
@@ -93,6 +95,16 @@ func (c *Checker) RequireAPI(publicOrigin string, next http.Handler) http.Handle
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func sameOrigin(r *http.Request, publicOrigin string) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		return o == publicOrigin
+	}
+	if isWebSocket(r) {
+		return false
+	}
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }
 
 func isWebSocket(r *http.Request) bool {

@@ -257,7 +257,7 @@ func TestProxyWebSocket(t *testing.T) {
 		brw.Flush()
 	})
 	cfg := baseConfig(public, srv.URL, "web", "web-secret")
-	cfg.APIs = []config.API{{Path: "/ws/", Upstream: up.URL, Token: "none"}}
+	cfg.APIs = []config.API{{Path: "/ws/", Upstream: up.URL, Token: "none", AllowHeaderless: true}}
 	g := startGateway(t, ln, cfg, serverOptions())
 	host := strings.TrimPrefix(g.URL, "http://")
 

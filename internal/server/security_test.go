@@ -162,3 +162,37 @@ func TestConfiguredCSP(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderlessOptIn(t *testing.T) {
+	up := newUpstream(t, nil)
+	ln, public := listenLocal(t)
+	_, srv := demoProvider(t, public, nil)
+	cfg := baseConfig(public, srv.URL, "web", "web-secret")
+	cfg.APIs = []config.API{
+		{Path: "/files/", Upstream: up.URL, Token: "none", AllowHeaderless: true},
+		{Path: "/strict/", Upstream: up.URL, Token: "none"},
+	}
+	g := startGateway(t, ln, cfg, server.Options{})
+	b := newBrowser(t)
+	for _, tc := range []struct {
+		path string
+		hdr  []string
+		want int
+	}{
+		{"/files/report.pdf", []string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "navigate"}, 200},
+		{"/files/report.pdf", []string{"Origin", g.URL}, 200},
+		{"/files/report.pdf", []string{"Sec-Fetch-Site", "cross-site"}, 401},
+		{"/files/report.pdf", []string{"Sec-Fetch-Site", "same-site"}, 401},
+		{"/files/report.pdf", []string{"Origin", "https://evil.example", "Sec-Fetch-Site", "same-origin"}, 401},
+		{"/files/report.pdf", nil, 401},
+		{"/strict/report.pdf", []string{"Sec-Fetch-Site", "same-origin"}, 401},
+		{"/strict/report.pdf", []string{"Origin", g.URL}, 401},
+	} {
+		if r := b.get(g.URL+tc.path, tc.hdr...); r.StatusCode != tc.want {
+			t.Errorf("%s %v: %d, want %d", tc.path, tc.hdr, r.StatusCode, tc.want)
+		}
+	}
+	if n := len(up.Requests()); n != 2 {
+		t.Errorf("upstream saw %d requests, want the 2 admitted ones", n)
+	}
+}

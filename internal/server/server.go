@@ -260,7 +260,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if apiLimit != nil {
 			h = apiLimit.Middleware(apiKey, h)
 		}
-		mux.Handle(a.Path, named(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, h)))
+		mux.Handle(a.Path, named(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, a.AllowHeaderless, h)))
 		apiPrefixes = append(apiPrefixes, a.Path)
 	}
 
@@ -313,7 +313,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if apiLimit != nil {
 			h = apiLimit.Middleware(apiKey, h)
 		}
-		mux.Handle("GET "+c.Path, named(c.Path, check.RequireAPI(origin, h)))
+		mux.Handle("GET "+c.Path, named(c.Path, check.RequireAPI(origin, false, h)))
 	}
 
 	switch {
