@@ -74,7 +74,7 @@ func browserRun(t *testing.T, store, user string) (evidence, string, []string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	d, err := startDemo(ctx, 0, store, slog.New(slog.DiscardHandler))
+	d, err := startDemo(ctx, demoSettings{store: store}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,4 +216,64 @@ func isIDToken(t *testing.T, tok string) bool {
 		return false
 	}
 	return !strings.EqualFold(h.Typ, "at+jwt")
+}
+
+// TestSilentLoginInChromium: with the provider still signed in, a hidden
+// iframe signs the user back in without a page; signed out everywhere, it
+// reports isLoggedIn false, without an error page.
+func TestSilentLoginInChromium(t *testing.T) {
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	requireTool(t, chromium)
+	requireTool(t, "node")
+	driver, _ := filepath.Abs("../../e2e/browser/silent.mjs")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The provider on the gateway's site: Chromium withholds third-party
+	// cookies, so a cross-site provider's session is invisible to any
+	// iframe, whatever the gateway does.
+	d, err := startDemo(ctx, demoSettings{store: "memory", providerHost: "localhost"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "silent.json")
+	cctx, ccancel := context.WithTimeout(ctx, 90*time.Second)
+	defer ccancel()
+	cmd := exec.CommandContext(cctx, "node", driver, "--url", d.URL+"/", "--out", out)
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	logs, err := cmd.CombinedOutput()
+	raw, _ := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("silent run: %v\n%s\n%s", err, logs, raw)
+	}
+	var res struct {
+		CookiesAfterClear   []string
+		SignedIn, SignedOut struct {
+			Data struct {
+				Source     string
+				IsLoggedIn bool
+			}
+			Origin     string
+			Title      string
+			UserStatus int
+			Error      string
+		}
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.CookiesAfterClear {
+		if strings.HasPrefix(c, "__Host-Http-cloakroom") {
+			t.Fatalf("the gateway cookie was not cleared: %v", res.CookiesAfterClear)
+		}
+	}
+	in, out2 := res.SignedIn, res.SignedOut
+	if in.Error != "" || !in.Data.IsLoggedIn || in.Origin != d.URL || in.UserStatus != 200 {
+		t.Errorf("silent login with the provider signed in: %+v (cookies left: %v)", in, res.CookiesAfterClear)
+	}
+	if out2.Error != "" || out2.Data.IsLoggedIn || out2.Origin != d.URL || out2.UserStatus != 401 || out2.Title != "Silent login" {
+		t.Errorf("silent login signed out everywhere: %+v", out2)
+	}
 }

@@ -34,7 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	d, err := startDemo(ctx, *port, *store, newLogger(stderr, level))
+	d, err := startDemo(ctx, demoSettings{port: *port, store: *store}, newLogger(stderr, level))
 	if err != nil {
 		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
 		return 1
@@ -55,7 +55,16 @@ type demoRun struct {
 	Done     <-chan error // the gateway's result once ctx ends
 }
 
-func startDemo(ctx context.Context, port int, store string, log *slog.Logger) (*demoRun, error) {
+// demoSettings are the demo's knobs; providerHost is for tests (see
+// demo.Options.ProviderHost).
+type demoSettings struct {
+	port         int
+	store        string
+	providerHost string
+}
+
+func startDemo(ctx context.Context, set demoSettings, log *slog.Logger) (*demoRun, error) {
+	port, store := set.port, set.store
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil && port == 8080 {
 		ln, err = net.Listen("tcp", "127.0.0.1:0") // the default port is busy
@@ -66,7 +75,7 @@ func startDemo(ctx context.Context, port int, store string, log *slog.Logger) (*
 	public := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	// Short-lived access tokens, so refresh (with rotation and reuse
 	// detection at the provider) happens while one looks at the demo.
-	be, err := demo.StartBackends(ctx, demo.Options{PublicURL: public, Logger: log, AccessTokenTTL: 2 * time.Minute})
+	be, err := demo.StartBackends(ctx, demo.Options{PublicURL: public, Logger: log, AccessTokenTTL: 2 * time.Minute, ProviderHost: set.providerHost})
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -8,6 +8,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +64,13 @@ type Options struct {
 	AccessTokenTTL time.Duration
 	// Logger receives the provider's and the servers' logs; nil discards them.
 	Logger *slog.Logger
+	// ProviderHost names the provider in its issuer URL; default
+	// "127.0.0.1", another site than a gateway at localhost, as in most
+	// deployments. "localhost" puts it on the gateway's site (as with
+	// auth.example.com beside app.example.com), where a silent login's
+	// iframe still sees the provider's cookie in browsers that block
+	// third-party cookies. It listens on 127.0.0.1 either way.
+	ProviderHost string
 }
 
 // Backends are the demo's provider and API, listening on 127.0.0.1 random
@@ -122,7 +131,7 @@ func StartBackends(ctx context.Context, opts Options) (*Backends, error) {
 	}
 
 	b := &Backends{
-		IssuerURL:    "http://" + idpLn.Addr().String(),
+		IssuerURL:    "http://" + net.JoinHostPort(cmp.Or(opts.ProviderHost, "127.0.0.1"), strconv.Itoa(idpLn.Addr().(*net.TCPAddr).Port)),
 		ClientID:     ClientID,
 		ClientSecret: secret,
 		APIURL:       "http://" + apiLn.Addr().String() + "/",
@@ -141,6 +150,7 @@ func StartBackends(ctx context.Context, opts Options) (*Backends, error) {
 		Users:               b.Users,
 		AccessTokenTTL:      ttl,
 		RotateRefreshTokens: true,
+		CrossSiteSession:    true, // silent login from the SPA's iframe
 		ReuseDetection:      true,
 		LoginHint:           LoginHint,
 		Now:                 time.Now,

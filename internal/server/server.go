@@ -316,9 +316,18 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		mux.Handle("GET "+c.Path, named(c.Path, check.RequireAPI(origin, false, h)))
 	}
 
+	// The default policy lets the SPA frame the provider, which a silent
+	// login's hidden iframe passes through on its way back to us.
+	csp := cfg.Frontend.CSP
+	if csp == "" {
+		csp = spa.DefaultCSP
+		if iss, err := url.Parse(cfg.OIDC.Issuer); err == nil && iss.Host != "" {
+			csp += "; frame-src 'self' " + iss.Scheme + "://" + iss.Host
+		}
+	}
 	switch {
 	case o.Frontend != nil:
-		mux.Handle("/", named("spa", spa.NewFiles(o.Frontend, apiPrefixes...).WithCSP(cfg.Frontend.CSP)))
+		mux.Handle("/", named("spa", spa.NewFiles(o.Frontend, apiPrefixes...).WithCSP(csp)))
 	case cfg.Frontend.DevServer != "":
 		u, err := url.Parse(cfg.Frontend.DevServer)
 		if err != nil {
@@ -326,7 +335,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		}
 		mux.Handle("/", named("spa", spa.DevServer(u)))
 	case cfg.Frontend.Dir != "":
-		mux.Handle("/", named("spa", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(cfg.Frontend.CSP)))
+		mux.Handle("/", named("spa", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(csp)))
 	}
 
 	var h http.Handler = mux

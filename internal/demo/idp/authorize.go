@@ -232,14 +232,7 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 	p.sendLogouts(notices)
 
 	p.log.Info("idp: login", "username", username, "sub", u.Subject, "sid", sess.sid, "client_id", lr.req.clientID)
-	http.SetCookie(w, &http.Cookie{
-		Name:     SessionCookieName,
-		Value:    cookie,
-		Path:     "/",
-		MaxAge:   int(p.sessionTTL / time.Second),
-		HttpOnly: true,
-		SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, p.sessionCookie(cookie, int(p.sessionTTL/time.Second)))
 	if err != nil {
 		p.errorPage(w, http.StatusServiceUnavailable, "Try again later", "The provider is busy.")
 		return

@@ -85,14 +85,7 @@ func (p *Provider) serveEndSession(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	p.sendLogouts(notices)
 
-	http.SetCookie(w, &http.Cookie{
-		Name:     SessionCookieName,
-		Value:    "",
-		Path:     "/",
-		MaxAge:   -1,
-		HttpOnly: true,
-		SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, p.sessionCookie("", -1))
 	w.Header().Set("Cache-Control", "no-store")
 	if redirect != "" {
 		u, err := url.Parse(redirect)

@@ -37,8 +37,8 @@ import (
 )
 
 // SessionCookieName names the provider's own login-session cookie. It is
-// HttpOnly, SameSite=Lax, Path=/ and not Secure, since the provider runs on
-// plain-http loopback addresses.
+// HttpOnly, Path=/, and SameSite=Lax without Secure, since the provider
+// runs on plain-http loopback addresses (see Options.CrossSiteSession).
 const SessionCookieName = "idp_session"
 
 // Token types and grant types of RFC 8693.
@@ -92,6 +92,13 @@ type User struct {
 
 // Options configures a Provider. Zero durations take their defaults.
 type Options struct {
+	// CrossSiteSession makes the provider's session cookie SameSite=None;
+	// Secure, as real providers do, so silent login (prompt=none in an
+	// iframe of another site) finds it. Browsers accept Secure cookies
+	// from http://127.0.0.1; plain Go cookie jars do not send them over
+	// http, so tests with such jars leave this off.
+	CrossSiteSession bool
+
 	Issuer  string // absolute http(s) URL without trailing slash, query or fragment
 	Clients []Client
 	Users   []User
@@ -135,11 +142,12 @@ type Stats struct {
 
 // Provider is the OpenID provider. It is safe for concurrent use.
 type Provider struct {
-	issuer   string
-	prefix   string // path of the issuer URL, "" at the root
-	clients  map[string]*Client
-	users    map[string]*User // by username
-	subjects map[string]*User // by subject
+	crossSite bool
+	issuer    string
+	prefix    string // path of the issuer URL, "" at the root
+	clients   map[string]*Client
+	users     map[string]*User // by username
+	subjects  map[string]*User // by subject
 
 	accessTTL, idTTL, refreshTTL, sessionTTL time.Duration
 	rotate, reuseDetection                   bool
@@ -233,6 +241,7 @@ func New(opts Options) (*Provider, error) {
 	}
 
 	p := &Provider{
+		crossSite:      opts.CrossSiteSession,
 		issuer:         opts.Issuer,
 		clients:        make(map[string]*Client),
 		users:          make(map[string]*User),
@@ -673,4 +682,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// sessionCookie is the provider's login-session cookie with value and
+// maxAge (negative deletes it).
+func (p *Provider) sessionCookie(value string, maxAge int) *http.Cookie {
+	c := &http.Cookie{Name: SessionCookieName, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if p.crossSite {
+		c.SameSite, c.Secure = http.SameSiteNoneMode, true
+	}
+	return c
 }
