@@ -41,6 +41,8 @@ func BenchmarkProxy(b *testing.B) {
 	_, idpSrv := demoProvider(b, public, nil)
 	cfg := baseConfig(public, idpSrv.URL, "web", "web-secret")
 	cfg.APIs = []config.API{{Path: "/api/orders/", Upstream: up.URL + "/", Token: "user"}}
+	// The limiter stays in the chain, set high enough never to refuse.
+	cfg.RateLimit = config.RateLimit{APIPerSecond: 1 << 30, LoginPerMinute: 1 << 30}
 	srv, err := server.New(cfg, server.Options{})
 	if err != nil {
 		b.Fatal(err)

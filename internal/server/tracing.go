@@ -18,6 +18,9 @@ import (
 // OTEL_* environment, or given by the caller), and W3C trace context
 // propagation. Nothing is global.
 type tracing struct {
+	// enabled is false when nothing would record spans: the middleware is
+	// then left out of the chain entirely.
+	enabled  bool
 	tp       trace.TracerProvider
 	prop     propagation.TextMapPropagator
 	shutdown func(context.Context) error
@@ -28,12 +31,12 @@ type tracing struct {
 // (the exporter reads the other OTEL_* variables itself); else traces
 // nothing.
 func newTracing(tp trace.TracerProvider) (*tracing, error) {
-	t := &tracing{tp: tp, prop: propagation.TraceContext{}, shutdown: func(context.Context) error { return nil }}
+	t := &tracing{enabled: true, tp: tp, prop: propagation.TraceContext{}, shutdown: func(context.Context) error { return nil }}
 	if tp != nil {
 		return t, nil
 	}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-		t.tp = noop.NewTracerProvider()
+		t.tp, t.enabled = noop.NewTracerProvider(), false
 		return t, nil
 	}
 	exp, err := otlptracehttp.New(context.Background())
@@ -48,6 +51,9 @@ func newTracing(tp trace.TracerProvider) (*tracing, error) {
 // handler traces inbound requests. The query string is replaced in span
 // attributes: at the callback it carries the authorization code.
 func (t *tracing) handler(h http.Handler) http.Handler {
+	if !t.enabled {
+		return h
+	}
 	redact := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.RawQuery != "" {
 			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("url.query", "redacted"))
@@ -61,6 +67,9 @@ func (t *tracing) handler(h http.Handler) http.Handler {
 
 // transport traces upstream calls and sends W3C traceparent along.
 func (t *tracing) transport(rt http.RoundTripper) http.RoundTripper {
+	if !t.enabled {
+		return rt
+	}
 	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(t.tp), otelhttp.WithPropagators(t.prop))
 }
 
