@@ -26,7 +26,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	log := newLogger(stderr, slog.LevelInfo)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	log := newLogger(stderr, level)
 	if w := cfg.Warnings(); w != nil {
 		for _, p := range w.List {
 			log.Warn("configuration", "line", p.Line, "key", p.Key, "problem", p.Msg)

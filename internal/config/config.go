@@ -47,6 +47,9 @@ type Config struct {
 	// session admin API is off; /metrics, /healthz and /readyz need none.
 	AdminToken     string `yaml:"admin_token"`
 	AdminTokenFile string `yaml:"admin_token_file"`
+	// LogLevel is debug, info (default: one access-log line per request),
+	// warn or error.
+	LogLevel string `yaml:"log_level"`
 	// TrustedProxies are CIDRs or bare IPs whose X-Forwarded-* headers are
 	// believed. Default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -308,6 +311,7 @@ func Default() *Config {
 			RefreshBefore:   60 * time.Second,
 			MaxSessions:     100_000,
 		},
+		LogLevel:  "info",
 		CSRF:      CSRF{Header: "X-CSRF", Value: "1"},
 		RateLimit: RateLimit{APIPerSecond: 50, LoginPerMinute: 30},
 	}

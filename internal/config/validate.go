@@ -81,6 +81,11 @@ func (v *validator) addresses() {
 	} else {
 		v.hostPort("listen", c.Listen)
 	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		v.errorf("log_level", "%q is not a level: use debug, info, warn or error", c.LogLevel)
+	}
 	if c.AdminToken != "" && c.AdminTokenFile != "" && !(c.meta != nil && c.meta.adminFromFile) {
 		v.errorf("admin_token_file", "set either admin_token or admin_token_file, not both: remove one")
 	}
