@@ -69,7 +69,7 @@ func isLocalhost(host string) bool {
 // Endpoints the gateway answers itself.
 var bffEndpoints = []string{
 	"/bff/login", "/bff/user", "/bff/logout", "/bff/backchannel",
-	"/bff/frontchannel", "/bff/silent-login-callback",
+	"/bff/frontchannel", "/bff/silent-login-callback", "/bff/silent-login",
 }
 
 const msgPlainHTTP = "use https, plain http is allowed only for localhost"
@@ -297,7 +297,7 @@ func (v *validator) session() {
 	s := &v.c.Session
 	if !validStore(s.Store) {
 		// The value is never shown: a redis URL may hold a password.
-		v.errorf("session.store", "must be memory, cookie, file:PATH, redis://... or rediss://...")
+		v.errorf("session.store", "must be memory, cookie, file:PATH, or a redis://, rediss://, redis-sentinel:// or valkey:// URL")
 	}
 	v.cookieName()
 	switch s.SameSite {
@@ -331,10 +331,11 @@ func validStore(s string) bool {
 		return true
 	case strings.HasPrefix(s, "file:"):
 		return len(s) > len("file:")
-	case strings.HasPrefix(s, "redis://"):
-		return len(s) > len("redis://")
-	case strings.HasPrefix(s, "rediss://"):
-		return len(s) > len("rediss://")
+	}
+	for _, p := range []string{"redis://", "rediss://", "redis-sentinel://", "rediss-sentinel://", "valkey://", "valkeys://", "unix://"} {
+		if strings.HasPrefix(s, p) {
+			return len(s) > len(p)
+		}
 	}
 	return false
 }

@@ -112,7 +112,7 @@ func TestValidate(t *testing.T) {
 		{"key repeated", edit("", keys, "  keys: [0123456789abcdef0123456789abcdef, 0123456789abcdef0123456789abcdef]\n"), []Problem{
 			{Line: 8, Key: "session.keys[1]", Msg: "repeats session.keys[0]", Warning: true}}},
 		{"store unknown", edit("", "  store: memory\n", "  store: mysql://db\n"), []Problem{
-			{Line: 7, Key: "session.store", Msg: "must be memory, cookie, file:PATH, redis://... or rediss://..."}}},
+			{Line: 7, Key: "session.store", Msg: "must be memory, cookie, file:PATH, or a redis://, rediss://, redis-sentinel:// or valkey:// URL"}}},
 		{"store empty file", edit("", "  store: memory\n", "  store: 'file:'\n"), []Problem{
 			{Line: 7, Key: "session.store", Msg: "must be memory"}}},
 		{"store redis", edit("", "  store: memory\n", "  store: rediss://user:pw@redis:6380/0\n"), nil},
