@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/internal/demo/idp"
+	"github.com/cloakroom/cloakroom/internal/server"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -254,4 +256,39 @@ func TestSilentLogin(t *testing.T) {
 		t.Errorf("no session after a silent login: %d", r.StatusCode)
 	}
 	want(b.get(e.g.URL+"/bff/silent-login-callback"), true)
+}
+
+// TestBackchannelFromProvider: the provider itself posts logout tokens over
+// HTTP when its sessions end: one sid, then every session of a subject.
+func TestBackchannelFromProvider(t *testing.T) {
+	ln, public := listenLocal(t)
+	p, srv := demoProvider(t, public, func(o *idp.Options) {
+		o.Clients[0].BackchannelLogoutURI = public + "/bff/backchannel"
+	})
+	cfg := baseConfig(public, srv.URL, "web", "web-secret")
+	e := &env{g: startGateway(t, ln, cfg, server.Options{}), idp: p}
+	one, two, bob := newBrowser(t), newBrowser(t), newBrowser(t)
+	e.login(t, one, "alice")
+	e.login(t, two, "alice")
+	e.login(t, bob, "bob")
+	status := func(b *browser) int { return b.get(e.g.URL+"/bff/user", "X-CSRF", "1").StatusCode }
+
+	p.LogoutSID(sidOf(t, e, one))
+	p.WaitBackchannel()
+	if status(one) != 401 || status(two) != 200 || status(bob) != 200 {
+		t.Errorf("after the provider ended one sid: %d %d %d, want 401 200 200", status(one), status(two), status(bob))
+	}
+	p.LogoutSubject("alice-1")
+	p.WaitBackchannel()
+	if status(two) != 401 || status(bob) != 200 {
+		t.Errorf("after the provider ended alice everywhere: %d %d, want 401 200", status(two), status(bob))
+	}
+	for _, d := range p.BackchannelDeliveries() {
+		if d.Status != http.StatusOK {
+			t.Errorf("delivery %+v", d)
+		}
+	}
+	if n := len(p.BackchannelDeliveries()); n < 2 {
+		t.Errorf("%d deliveries, want at least 2", n)
+	}
 }
