@@ -502,7 +502,7 @@ func (v *validator) apis() {
 			v.errorf(p+".timeout", "must not be negative: write e.g. 30s, or 0 for no per-route limit")
 		}
 		if a.Require != nil {
-			v.require(p+".require", a.Require, "")
+			v.require(p+".require", a.Require, a.Path)
 		}
 	}
 }
@@ -519,6 +519,22 @@ func (v *validator) apiPath(key, s string) {
 		v.errorf(key, "must be a plain path without query, fragment, escapes, backslashes, spaces or control characters")
 	case strings.Contains(s, "//") || hasDotSegment(s):
 		v.errorf(key, "must be a clean path without //, . or .. segments")
+	default:
+		// Parameters ({id}) are whole segments with plain names, for
+		// policies that bind them to claims.
+		for _, seg := range strings.Split(strings.Trim(s, "/"), "/") {
+			if !strings.ContainsAny(seg, "{}") {
+				continue
+			}
+			name, ok := strings.CutPrefix(seg, "{")
+			name, ok2 := strings.CutSuffix(name, "}")
+			if !ok || !ok2 || name == "" || strings.ContainsFunc(name, func(r rune) bool {
+				return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+			}) {
+				v.errorf(key, "a path parameter is a whole segment with a plain name, e.g. /api/users/{id}/")
+				return
+			}
+		}
 	}
 }
 
@@ -559,7 +575,7 @@ func (v *validator) require(p string, r *Require, path string) {
 		bind := r.Path[name]
 		switch {
 		case path == "":
-			v.errorf(key, "path bindings apply to composites whose path has parameters, e.g. /bff/users/{id}/dashboard")
+			v.errorf(key, "path bindings need a path with parameters, e.g. /api/users/{id}/")
 		case !strings.Contains(path, "{"+name+"}"):
 			v.errorf(key, "the path %q has no {%s} parameter", path, name)
 		case !strings.HasPrefix(bind, "{claims.") || !strings.HasSuffix(bind, "}") || len(bind) <= len("{claims.}"):

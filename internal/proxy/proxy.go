@@ -31,7 +31,9 @@ type Bearer interface {
 // Route is one API route: requests under Prefix go to Upstream with the
 // prefix replaced by Upstream's path.
 type Route struct {
-	Prefix   string // starts and ends with "/"
+	// Prefix starts and ends with "/"; it may hold parameter segments
+	// ({id}), which match any one segment and are stripped like the rest.
+	Prefix   string
 	Upstream *url.URL
 	Bearer   Bearer
 	// Timeout bounds the wait for the upstream's response headers (not the
@@ -155,10 +157,10 @@ func checkPath(u *url.URL) error {
 func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	// Strip the route prefix, then join onto the upstream's base path.
-	out.URL.Path = strings.TrimPrefix(in.URL.Path, h.rt.Prefix)
+	out.URL.Path = h.strip(in.URL.Path)
 	out.URL.RawPath = ""
 	if in.URL.RawPath != "" {
-		out.URL.RawPath = strings.TrimPrefix(in.URL.RawPath, h.rt.Prefix)
+		out.URL.RawPath = h.strip(in.URL.RawPath)
 	}
 	pr.SetURL(h.rt.Upstream)
 
@@ -178,6 +180,23 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	if id := httpx.RequestID(in.Context()); id != "" {
 		hd.Set("X-Request-Id", id)
 	}
+}
+
+// strip removes the route's prefix from p: literally, or, when the prefix
+// has parameters, as many whole segments as it has.
+func (h *handler) strip(p string) string {
+	if !strings.Contains(h.rt.Prefix, "{") {
+		return strings.TrimPrefix(p, h.rt.Prefix)
+	}
+	slashes := strings.Count(h.rt.Prefix, "/")
+	for i := range len(p) {
+		if p[i] == '/' {
+			if slashes--; slashes == 0 {
+				return p[i+1:]
+			}
+		}
+	}
+	return ""
 }
 
 func (h *handler) trusted(remote string) bool {

@@ -260,8 +260,11 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if apiLimit != nil {
 			h = apiLimit.Middleware(apiKey, h)
 		}
-		mux.Handle(a.Path, named(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, a.AllowHeaderless, h)))
-		apiPrefixes = append(apiPrefixes, a.Path)
+		if err := handle(mux, a.Path, named(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, a.AllowHeaderless, h))); err != nil {
+			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
+		}
+		literal, _, _ := strings.Cut(a.Path, "{") // no SPA fallback under any API route
+		apiPrefixes = append(apiPrefixes, literal)
 	}
 
 	origin := pub.Scheme + "://" + pub.Host
@@ -313,7 +316,9 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if apiLimit != nil {
 			h = apiLimit.Middleware(apiKey, h)
 		}
-		mux.Handle("GET "+c.Path, named(c.Path, check.RequireAPI(origin, false, h)))
+		if err := handle(mux, "GET "+c.Path, named(c.Path, check.RequireAPI(origin, false, h))); err != nil {
+			return nil, fmt.Errorf("composites %q: %w", c.Path, err)
+		}
 	}
 
 	// The default policy lets the SPA frame the provider, which a silent
@@ -414,6 +419,18 @@ func isRedis(spec string) bool {
 		}
 	}
 	return false
+}
+
+// handle registers h for pattern, turning ServeMux's panic on patterns that
+// overlap without one being more specific into an error.
+func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
 }
 
 // requirePolicy lets a request through only when gate (a route that

@@ -318,3 +318,38 @@ func TestRoutePolicy(t *testing.T) {
 		t.Errorf("upstreams called %d and %d times, want 1 and 0", len(admin.Requests()), len(write.Requests()))
 	}
 }
+
+// TestObjectLevelAuthorization: an API route's path parameter bound to a
+// claim (OWASP API1, BOLA) is enforced before the request leaves.
+func TestObjectLevelAuthorization(t *testing.T) {
+	users := newUpstream(t, nil)
+	e := newSharedClockEnv(t, nil, func(c *config.Config) {
+		c.APIs = append(c.APIs, config.API{
+			Path: "/api/users/{id}/", Upstream: users.URL + "/v1/", Token: "user",
+			Require: &config.Require{Path: map[string]string{"id": "{claims.sub}"}},
+		})
+	})
+	b := newBrowser(t)
+	e.login(t, b, "alice")
+	if r := b.get(e.g.URL+"/api/users/alice-1/orders?x=1", "X-CSRF", "1"); r.StatusCode != http.StatusOK {
+		t.Fatalf("own object: %d", r.StatusCode)
+	}
+	if got := users.Requests()[0].URL; got.Path != "/v1/orders" || got.RawQuery != "x=1" {
+		t.Errorf("upstream got %s", got)
+	}
+	for path, want := range map[string]int{
+		"/api/users/bob-1/orders":                http.StatusForbidden,
+		"/api/users/ALICE-1/orders":              http.StatusForbidden,
+		"/api/users/%61lice-1x/orders":           http.StatusForbidden,
+		"/api/users/alice-1%2F..%2Fbob-1/orders": http.StatusBadRequest, // encoded slashes are refused
+		"/api/users/alice-1/..%2Fbob-1/orders":   http.StatusBadRequest,
+		"/api/users/alice-1/../bob-1/orders":     http.StatusTemporaryRedirect, // the router cleans it to bob-1, which is then refused
+	} {
+		if r := b.get(e.g.URL+path, "X-CSRF", "1"); r.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, r.StatusCode, want)
+		}
+	}
+	if n := len(users.Requests()); n != 1 {
+		t.Errorf("upstream called %d times, want once (the own object)", n)
+	}
+}
