@@ -46,6 +46,9 @@ func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, ne
 			code = http.StatusOK
 		}
 		m.Observe(info.route, r.Method, code, d)
+		if !log.Enabled(r.Context(), slog.LevelInfo) {
+			return // access logs off: build nothing
+		}
 		attrs := []slog.Attr{
 			slog.String("request_id", httpx.RequestID(r.Context())),
 			slog.String("route", info.route),
