@@ -14,7 +14,9 @@ import (
 
 	"github.com/cloakroom/cloakroom/internal/session"
 	"github.com/cloakroom/cloakroom/internal/session/filestore"
+	"github.com/cloakroom/cloakroom/internal/redistest"
 	"github.com/cloakroom/cloakroom/internal/session/memstore"
+	"github.com/cloakroom/cloakroom/internal/session/redisstore"
 )
 
 // realistic is a session as a typical provider fills it: three JWTs of
@@ -41,6 +43,14 @@ func BenchmarkLoad(b *testing.B) {
 		{"memory", func(*testing.B) session.Store { return memstore.New(nil) }},
 		{"file", func(b *testing.B) session.Store {
 			st, err := filestore.Open(filestore.Options{Path: b.TempDir() + "/s.db"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return st
+		}},
+		// Client-side caching: after the first read, loads are local hits.
+		{"redis", func(b *testing.B) session.Store {
+			st, err := redisstore.New(redisstore.Options{URL: redistest.Start(b).URL})
 			if err != nil {
 				b.Fatal(err)
 			}
