@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloakroom/cloakroom/internal/redistest"
 	"github.com/cloakroom/cloakroom/internal/session"
 	"github.com/cloakroom/cloakroom/internal/session/filestore"
-	"github.com/cloakroom/cloakroom/internal/redistest"
 	"github.com/cloakroom/cloakroom/internal/session/memstore"
 	"github.com/cloakroom/cloakroom/internal/session/redisstore"
 )
