@@ -141,20 +141,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// NewTransport returns a transport for upstream calls with explicit dial,
-// TLS and response-header timeouts that keeps idle connections for reuse;
-// it is what New uses when Options.Transport is nil.
+// NewTransport returns the transport New uses when Options.Transport is
+// nil: httpx.NewTransport with 128 idle connections per upstream host.
 func NewTransport(responseHeader time.Duration) *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: responseHeader,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   128,
-		ForceAttemptHTTP2:     true,
-	}
+	return httpx.NewTransport(responseHeader, 128)
 }
 
 type part struct {

@@ -29,7 +29,7 @@ var allowed = map[string][]string{
 	"internal/session/redisstore":  {"internal/session"},
 	"internal/session/sessiontest": {"internal/session"},
 	"internal/redistest":           {},
-	"internal/oidc":                {},
+	"internal/oidc":                {"internal/httpx"},
 	"internal/tokens":              {"internal/session", "internal/oidc", "internal/httpx"},
 	"internal/bff":                 {"internal/session", "internal/oidc", "internal/httpx", "internal/csrf", "internal/tokens"},
 	"internal/csrf":                {"internal/httpx"},

@@ -84,20 +84,10 @@ func New(rt Route, o Options) http.Handler {
 	return h
 }
 
-// NewTransport returns the upstream transport: explicit dial, TLS and
-// response-header timeouts, idle connections kept for reuse.
+// NewTransport returns the upstream transport: httpx.NewTransport with
+// 128 idle connections per upstream host.
 func NewTransport(responseHeader time.Duration) *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: responseHeader,
-		ExpectContinueTimeout: time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   128,
-		ForceAttemptHTTP2:     true,
-	}
+	return httpx.NewTransport(responseHeader, 128)
 }
 
 type handler struct {
