@@ -52,7 +52,7 @@ vet:
 	$(GO) vet ./...
 
 browser-check: $(NODE_STAMP)
-	node --check $(BROWSER_DIR)/demo.mjs
+	for f in $(BROWSER_DIR)/*.mjs; do node --check "$$f"; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -9,7 +9,7 @@
 // window.attackResults. Writes {ok, sameOrigin, attacks} to --out.
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const { values: args } = parseArgs({
   options: { app: { type: 'string' }, evil: { type: 'string' }, out: { type: 'string' } },
@@ -20,11 +20,7 @@ if (!args.app || !args.evil || !args.out) {
 }
 
 const timer = setTimeout(() => { console.error('attack.mjs: timed out'); process.exit(1); }, 60_000);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const result = { ok: false };
 try {
   const context = await browser.newContext();

@@ -24,21 +24,12 @@
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const GLOBAL_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 20_000;
 const MAX_BODY_CHARS = 1 << 20;
 const FAILURE_PNG = fileURLToPath(new URL('./failure.png', import.meta.url));
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 function usage(message) {
   console.error(`demo.mjs: ${message}\nusage: node demo.mjs --url http://localhost:PORT/ [--out evidence.json]`);
@@ -193,12 +184,7 @@ async function waitUntil(predicate, what) {
 
 async function run() {
   stage = 'launching Chromium';
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: STEP_TIMEOUT_MS,
-  });
+  browser = await launch({ timeout: STEP_TIMEOUT_MS });
   context = await browser.newContext();
   page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);

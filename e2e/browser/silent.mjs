@@ -10,7 +10,7 @@
 //    false, no error page, and /bff/user 401.
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const { values: args } = parseArgs({ options: { url: { type: 'string' }, out: { type: 'string' } } });
 if (!args.url || !args.out) {
@@ -18,11 +18,7 @@ if (!args.url || !args.out) {
   process.exit(2);
 }
 const timer = setTimeout(() => { console.error('silent.mjs: timed out'); process.exit(1); }, 60_000);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 
 // silent runs a prompt=none login in a hidden iframe and returns the
 // message the parent received, its origin, the iframe's title and the
