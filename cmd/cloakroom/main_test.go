@@ -49,3 +49,38 @@ session:
 		}
 	}
 }
+
+func TestCheckComposites(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "c.yaml")
+	os.WriteFile(f, []byte(`public_url: http://localhost:8080
+oidc:
+  issuer: http://localhost:9000
+  client_id: web
+  client_secret: s3cret-s3cret
+session:
+  store: memory
+  keys: ["0123456789abcdef0123456789abcdef"]
+apis:
+  - path: /api/users/
+    upstream: http://users.internal/
+composites:
+  - path: /bff/dashboard
+    parts:
+      a: {api: /api/users/, path: "x/{parts.b.id}"}
+      b: {api: /api/users/, path: "y/{parts.a.id}"}
+  - path: /bff/other
+    parts:
+      c: {api: /api/users/, path: "z/{weird.thing}"}
+`), 0o600)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "--config", f}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1; %s %s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"c.yaml:13: composites[0]", "c.yaml:17: composites[1]", "cycle", "unknown source"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

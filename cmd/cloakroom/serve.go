@@ -73,6 +73,11 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	cfg, err := config.Load(*path, os.LookupEnv)
+	if err == nil {
+		if list := server.CheckComposites(cfg); len(list) > 0 {
+			err = &config.Problems{File: *path, List: list}
+		}
+	}
 	var probs *config.Problems
 	switch {
 	case err == nil:

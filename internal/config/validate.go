@@ -38,6 +38,9 @@ type validator struct {
 	list []Problem
 }
 
+// Line is the line of key (e.g. "composites[0].path") in the file, or 0.
+func (c *Config) Line(key string) int { return c.line(key) }
+
 func (c *Config) line(key string) int {
 	if c.meta == nil {
 		return 0

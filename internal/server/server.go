@@ -421,6 +421,47 @@ func isRedis(spec string) bool {
 	return false
 }
 
+// CheckComposites builds every composite the way New does, without any
+// store or network, and reports what only that reveals: bad template
+// placeholders, unknown part references, dependency cycles, profile paths.
+// `cloakroom check` runs it.
+func CheckComposites(cfg *config.Config) []config.Problem {
+	var out []config.Problem
+	apis := map[string]*url.URL{}
+	for _, a := range cfg.APIs {
+		if u, err := url.Parse(a.Upstream); err == nil {
+			apis[a.Path] = u
+		}
+	}
+	for i, c := range cfg.Composites {
+		comp := aggregate.Composite{Path: c.Path, DefaultProfile: c.DefaultProfile, Deadline: c.Deadline, Profiles: map[string]aggregate.Profile{}}
+		for name, p := range c.Profiles {
+			comp.Profiles[name] = aggregate.Profile{Allow: p.Allow, Deny: p.Deny, Map: p.Map}
+		}
+		for _, name := range slices.Sorted(maps.Keys(c.Parts)) {
+			p := c.Parts[name]
+			up := apis[p.API]
+			if p.API == "" {
+				up, _ = url.Parse(p.Upstream)
+			}
+			if up == nil {
+				continue // reported by config.Validate
+			}
+			comp.Parts = append(comp.Parts, aggregate.Part{Name: name, Upstream: up, Path: p.Path, Required: p.Required, Timeout: p.Timeout, Bearer: noBearer{}})
+		}
+		claims := func(*http.Request) map[string]any { return nil }
+		if _, err := aggregate.New(comp, aggregate.Options{Claims: claims}); err != nil {
+			key := fmt.Sprintf("composites[%d]", i)
+			out = append(out, config.Problem{Line: cfg.Line(key + ".path"), Key: key, Msg: err.Error()})
+		}
+	}
+	return out
+}
+
+type noBearer struct{}
+
+func (noBearer) Token(*http.Request) (string, error) { return "", nil }
+
 // handle registers h for pattern, turning ServeMux's panic on patterns that
 // overlap without one being more specific into an error.
 func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
