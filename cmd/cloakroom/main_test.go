@@ -8,10 +8,8 @@ import (
 	"testing"
 )
 
-func TestExitCodes(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte(`public_url: http://localhost:8080
+// minimalConfig is a valid configuration with nothing optional.
+const minimalConfig = `public_url: http://localhost:8080
 oidc:
   issuer: http://localhost:9000
   client_id: web
@@ -19,7 +17,12 @@ oidc:
 session:
   store: memory
   keys: ["0123456789abcdef0123456789abcdef"]
-`), 0o600)
+`
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(minimalConfig), 0o600)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("public_url: http://app.example.com\nsession:\n  keys: [short]\nlisen: x\n"), 0o600)
 	for _, tc := range []struct {
@@ -53,15 +56,7 @@ session:
 func TestCheckComposites(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "c.yaml")
-	os.WriteFile(f, []byte(`public_url: http://localhost:8080
-oidc:
-  issuer: http://localhost:9000
-  client_id: web
-  client_secret: s3cret-s3cret
-session:
-  store: memory
-  keys: ["0123456789abcdef0123456789abcdef"]
-apis:
+	os.WriteFile(f, []byte(minimalConfig+`apis:
   - path: /api/users/
     upstream: http://users.internal/
 composites:
