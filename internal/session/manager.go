@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"sync"
 	"time"
 )
@@ -60,7 +62,7 @@ type Manager struct {
 	// decryption and the JSON decoding, the bulk of a request's session
 	// cost. Whatever the store returns is still checked byte for byte, so
 	// a change made by another instance is never missed.
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	decoded map[string]decodedSession
 }
 
@@ -121,11 +123,27 @@ func (m *Manager) Now() time.Time { return m.now() }
 // Ticket returns the request's session id, or "" when it carries none that
 // could be one.
 func (m *Manager) Ticket(r *http.Request) string {
-	c, err := r.Cookie(m.cookie)
-	if err != nil || !validID(c.Value) {
+	v := cookieValue(r, m.cookie)
+	if !validID(v) {
 		return ""
 	}
-	return c.Value
+	return v
+}
+
+// cookieValue is the value of r's first cookie called name, read the way
+// http.Request.Cookie reads it but without allocating: this runs on every
+// API call. The value is not unquoted or checked here; a ticket must pass
+// validID, whose alphabet has no quotes.
+func cookieValue(r *http.Request, name string) string {
+	for _, line := range r.Header["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(textproto.TrimString(part), "=")
+			if ok && k == name {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // Load returns the request's live session, or ErrNotFound. It does not
@@ -252,8 +270,8 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 
 // cached returns a copy of the session decoded from exactly sealed.
 func (m *Manager) cached(key string, sealed []byte) (*Session, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	d, ok := m.decoded[key]
 	if !ok || !bytes.Equal(d.sealed, sealed) {
 		return nil, false

@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 )
 
 // MinKeyLen is the shortest session key accepted.
@@ -27,6 +29,9 @@ type sealer struct {
 type sealKey struct {
 	aead cipher.AEAD
 	mac  []byte
+	// macs recycles keyed HMAC states: Reset returns one to its keyed
+	// start, so a lookup allocates nothing but its result.
+	macs *sync.Pool
 }
 
 func newSealer(keys [][]byte) (*sealer, error) {
@@ -54,18 +59,27 @@ func newSealer(keys [][]byte) (*sealer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.keys = append(s.keys, sealKey{aead: aead, mac: mk})
+		s.keys = append(s.keys, sealKey{aead: aead, mac: mk,
+			macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, mk) }}})
 	}
 	return s, nil
 }
 
 // lookup maps a ticket id (or a tag) to a store key under key i.
 func (s *sealer) lookup(i int, prefix, v string) string {
-	m := hmac.New(sha256.New, s.keys[i].mac)
-	m.Write([]byte(prefix))
-	m.Write([]byte{0})
-	m.Write([]byte(v))
-	return prefix + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	pool := s.keys[i].macs
+	m := pool.Get().(hash.Hash)
+	m.Reset()
+	var buf [128]byte
+	in := append(append(append(buf[:0], prefix...), 0), v...)
+	m.Write(in)
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	pool.Put(m)
+	out := make([]byte, len(prefix)+base64.RawURLEncoding.EncodedLen(sha256.Size))
+	copy(out, prefix)
+	base64.RawURLEncoding.Encode(out[len(prefix):], sum[:])
+	return string(out)
 }
 
 // seal encrypts plain with the first key; aad binds it to its store key.
@@ -112,6 +126,10 @@ func validID(v string) bool {
 	if len(v) != 43 {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(v)
-	return err == nil
+	for i := range len(v) {
+		if c := v[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
