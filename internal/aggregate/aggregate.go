@@ -142,9 +142,9 @@ type Options struct {
 }
 
 // NewTransport returns the transport New uses when Options.Transport is
-// nil: httpx.NewTransport with 128 idle connections per upstream host.
+// nil: httpx.NewTransport with httpx.UpstreamIdlePerHost idle connections per upstream host.
 func NewTransport(responseHeader time.Duration) *http.Transport {
-	return httpx.NewTransport(responseHeader, 128)
+	return httpx.NewTransport(responseHeader, httpx.UpstreamIdlePerHost)
 }
 
 type part struct {

@@ -107,17 +107,45 @@ func JSON(w http.ResponseWriter, code int, v any) error {
 	return err
 }
 
-type ctxKey int
+// Info is what the layers handling one request tell each other: the
+// request id, the configured route that answered (for logs and metrics,
+// never a raw path, so label sets stay bounded) and the bearer the proxy
+// forwards. The outermost layer puts one Info in the context; the others
+// fill it in place, so the request is not copied once per fact.
+//
+// Bearer is a secret: it is never logged and lives only as long as the
+// request.
+type Info struct {
+	RequestID string
+	Route     string
+	// Session is the handle (store key) of the session the request
+	// loaded, if it loaded one: safe to log.
+	Session string
+	Bearer  string
+}
 
-const requestIDKey ctxKey = iota
+type infoKey struct{}
 
-// WithRequestID returns ctx carrying id.
+// WithInfo returns ctx carrying info.
+func WithInfo(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// InfoOf returns the Info in ctx, or nil.
+func InfoOf(ctx context.Context) *Info {
+	info, _ := ctx.Value(infoKey{}).(*Info)
+	return info
+}
+
+// WithRequestID returns ctx carrying a fresh Info with request id id.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
+	return WithInfo(ctx, &Info{RequestID: id})
 }
 
 // RequestID returns the request id in ctx, or "".
 func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey).(string)
-	return s
+	if info := InfoOf(ctx); info != nil {
+		return info.RequestID
+	}
+	return ""
 }

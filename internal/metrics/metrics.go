@@ -4,8 +4,11 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +28,51 @@ type Metrics struct {
 	refreshWait prometheus.Histogram
 	logouts     *prometheus.CounterVec
 	rejections  *prometheus.CounterVec
+
+	// Children of the per-request instruments, by label values: the hot
+	// path finds its counter with one map read instead of hashing and
+	// validating label values on every request. Label sets are bounded,
+	// so the maps stay small; they are copied on write and read without a
+	// lock.
+	reqChildren      children[reqLabels, prometheus.Counter]
+	durationChildren children[string, prometheus.Observer]
+	upstreamChildren children[string, prometheus.Observer]
+}
+
+type reqLabels struct {
+	route, class string
+	code         int
+}
+
+// children is a copy-on-write cache of a vector's children.
+type children[K comparable, V any] struct {
+	m  atomic.Pointer[map[K]V]
+	mu sync.Mutex
+}
+
+// get returns the child for k, making it with mk the first time.
+func (c *children[K, V]) get(k K, mk func() V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	next := make(map[K]V, 1)
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	v := mk()
+	next[k] = v
+	c.m.Store(&next)
+	return v
 }
 
 // New registers every instrument on a fresh registry, with Go and process
@@ -86,7 +134,7 @@ func (m *Metrics) Rejection(reason string) { m.rejections.WithLabelValues(reason
 
 // Upstream records an upstream call's time to response headers.
 func (m *Metrics) Upstream(route string, d time.Duration) {
-	m.upstream.WithLabelValues(route).Observe(d.Seconds())
+	m.upstreamChildren.get(route, func() prometheus.Observer { return m.upstream.WithLabelValues(route) }).Observe(d.Seconds())
 }
 
 // methodClass folds methods into a bounded set.
@@ -103,6 +151,9 @@ func methodClass(method string) string {
 
 // Observe records one finished request.
 func (m *Metrics) Observe(route, method string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, methodClass(method), strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	k := reqLabels{route, methodClass(method), code}
+	m.reqChildren.get(k, func() prometheus.Counter {
+		return m.requests.WithLabelValues(k.route, k.class, strconv.Itoa(k.code))
+	}).Inc()
+	m.durationChildren.get(route, func() prometheus.Observer { return m.duration.WithLabelValues(route) }).Observe(d.Seconds())
 }

@@ -66,7 +66,8 @@ type Options struct {
 
 // New returns the handler for route rt.
 func New(rt Route, o Options) http.Handler {
-	h := &handler{rt: rt, o: o, log: o.Logger}
+	h := &handler{rt: rt, o: o, log: o.Logger,
+		fwdHost: []string{o.PublicURL.Host}, fwdProto: []string{o.PublicURL.Scheme}}
 	var tr http.RoundTripper = timed{NewTransport(rt.Timeout), rt.Prefix, o.OnUpstream}
 	if o.WrapTransport != nil {
 		tr = o.WrapTransport(tr)
@@ -77,17 +78,20 @@ func New(rt Route, o Options) http.Handler {
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     bufferPool{},
-		// SSE and unknown-length bodies are flushed at once by
-		// ReverseProxy itself; others are buffered briefly.
-		FlushInterval: 100 * time.Millisecond,
+		// SSE and unknown-length bodies are flushed after every write by
+		// ReverseProxy itself. Bodies of known length are copied as they
+		// arrive through the server's write buffer, with no flush timer
+		// per response: a timer costs on every call and helps only a
+		// known-length body that trickles.
+		FlushInterval: 0,
 	}
 	return h
 }
 
 // NewTransport returns the upstream transport: httpx.NewTransport with
-// 128 idle connections per upstream host.
+// httpx.UpstreamIdlePerHost idle connections per upstream host.
 func NewTransport(responseHeader time.Duration) *http.Transport {
-	return httpx.NewTransport(responseHeader, 128)
+	return httpx.NewTransport(responseHeader, httpx.UpstreamIdlePerHost)
 }
 
 type handler struct {
@@ -95,9 +99,11 @@ type handler struct {
 	o   Options
 	rp  *httputil.ReverseProxy
 	log *slog.Logger
+	// Header values fixed at startup, shared by every request. Header
+	// slices are never modified in place by net/http or by this package,
+	// only replaced, so sharing them is safe.
+	fwdHost, fwdProto []string
 }
-
-type bearerKey struct{}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := checkPath(r.URL); err != nil {
@@ -116,12 +122,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)
 	}
+	w.Header()["X-Content-Type-Options"] = nosniff
 	tok, err := h.rt.Bearer.Token(r)
 	if err != nil {
 		httpx.WriteError(w, r, h.log, err)
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), bearerKey{}, tok))
+	// The bearer reaches rewrite through the request's httpx.Info, which
+	// the gateway's outer layer has already put in the context.
+	if info := httpx.InfoOf(r.Context()); info != nil {
+		info.Bearer = tok
+	} else {
+		r = r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{Bearer: tok}))
+	}
 	h.rp.ServeHTTP(w, r)
 }
 
@@ -155,20 +168,25 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.rt.Upstream)
 
 	hd := out.Header
-	hd.Del("Cookie")
+	delete(hd, "Cookie")
 	hd.Del(h.o.CSRFHeader)
-	hd.Del("Authorization")
-	if tok, _ := in.Context().Value(bearerKey{}).(string); tok != "" {
-		hd.Set("Authorization", "Bearer "+tok)
+	delete(hd, "Authorization")
+	info := httpx.InfoOf(in.Context())
+	if info != nil && info.Bearer != "" {
+		hd["Authorization"] = []string{"Bearer " + info.Bearer}
 	}
-	if h.trusted(in.RemoteAddr) {
-		hd["X-Forwarded-For"] = in.Header["X-Forwarded-For"]
+	// X-Forwarded-For: the client's address, after what a trusted proxy in
+	// front already recorded. ReverseProxy has removed the browser's own.
+	if client, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 && h.trusted(in.RemoteAddr) {
+			client = strings.Join(prior, ", ") + ", " + client
+		}
+		hd["X-Forwarded-For"] = []string{client}
 	}
-	pr.SetXForwarded()
-	hd.Set("X-Forwarded-Host", h.o.PublicURL.Host)
-	hd.Set("X-Forwarded-Proto", h.o.PublicURL.Scheme)
-	if id := httpx.RequestID(in.Context()); id != "" {
-		hd.Set("X-Request-Id", id)
+	hd["X-Forwarded-Host"] = h.fwdHost
+	hd["X-Forwarded-Proto"] = h.fwdProto
+	if info != nil && info.RequestID != "" {
+		hd["X-Request-Id"] = []string{info.RequestID}
 	}
 }
 
@@ -228,12 +246,19 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 			hd.Del(k)
 		}
 	}
-	hd.Set("X-Content-Type-Options", "nosniff")
+	// nosniff is already on the response (ServeHTTP); the upstream's copy
+	// would only repeat it.
+	delete(hd, "X-Content-Type-Options")
 	// An API answer is data: should a browser ever render one, it gets
 	// no script, no plugins, no framing.
-	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
+	hd["Content-Security-Policy"] = apiCSP
 	return nil
 }
+
+var (
+	nosniff = []string{"nosniff"}
+	apiCSP  = []string{"default-src 'none'; frame-ancestors 'none'; sandbox"}
+)
 
 // proxyError maps upstream failures: timeout 504, client gone 499 (nothing
 // written), else 502.

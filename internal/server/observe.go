@@ -1,7 +1,8 @@
 package server
 
 import (
-	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,57 +12,66 @@ import (
 	"github.com/cloakroom/cloakroom/internal/session"
 )
 
-// reqInfo is filled in by the handler that answers, for the access log and
-// metrics. Route names come from configuration, never from request paths,
-// so label sets stay bounded.
-type reqInfo struct {
-	route string
-}
-
-type infoKey struct{}
-
-// named marks requests handled by h as route name.
+// named marks requests handled by h as route name. Route names come from
+// configuration, never from request paths, so label sets stay bounded.
 func named(name string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if info, ok := r.Context().Value(infoKey{}).(*reqInfo); ok {
-			info.route = name
+		if info := httpx.InfoOf(r.Context()); info != nil {
+			info.Route = name
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// observe writes one access-log line and the request metrics per request.
-// The log line names the session by a prefix of its handle (a keyed hash
-// of the ticket), never the ticket, and the path without its query (which
-// may hold an authorization code).
+// observe gives each request its id (X-Request-Id on the response, and the
+// one httpx.Info every inner layer fills in), then writes one access-log
+// line and the request metrics. The log line names the session by a prefix
+// of its handle (a keyed hash of the ticket), never the ticket, and the
+// path without its query (which may hold an authorization code).
 func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &reqInfo{route: "other"}
+		info := &httpx.Info{RequestID: newRequestID(), Route: "other"}
+		w.Header()["X-Request-Id"] = []string{info.RequestID}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		next.ServeHTTP(sw, r.WithContext(httpx.WithInfo(r.Context(), info)))
 		d := time.Since(start)
 		code := sw.code
 		if code == 0 {
 			code = http.StatusOK
 		}
-		m.Observe(info.route, r.Method, code, d)
+		m.Observe(info.Route, r.Method, code, d)
 		if !log.Enabled(r.Context(), slog.LevelInfo) {
 			return // access logs off: build nothing
 		}
-		attrs := []slog.Attr{
-			slog.String("request_id", httpx.RequestID(r.Context())),
-			slog.String("route", info.route),
+		attrs := [7]slog.Attr{
+			slog.String("request_id", info.RequestID),
+			slog.String("route", info.Route),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", code),
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		}
-		if t := sessions.Ticket(r); t != "" {
-			attrs = append(attrs, slog.String("session", sessions.HandleOf(t)[:14]))
+		n := 6
+		handle := info.Session // set by whichever layer loaded the session
+		if handle == "" {
+			if t := sessions.Ticket(r); t != "" {
+				handle = sessions.HandleOf(t)
+			}
 		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+		if handle != "" {
+			attrs[n] = slog.String("session", handle[:min(len(handle), 14)])
+			n++
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 	})
+}
+
+// newRequestID is 16 hex digits from crypto/rand.
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // statusWriter records the status code; Unwrap keeps Flush and Hijack

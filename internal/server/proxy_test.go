@@ -49,8 +49,8 @@ func TestProxyUserToken(t *testing.T) {
 	if r.StatusCode != http.StatusOK || r.Body != `{"ok":true}` {
 		t.Fatalf("proxied call: %d %s", r.StatusCode, r.Body)
 	}
-	if r.Header.Get("X-Content-Type-Options") != "nosniff" {
-		t.Error("no nosniff on the API response")
+	if v := r.Header.Values("X-Content-Type-Options"); len(v) != 1 || v[0] != "nosniff" {
+		t.Errorf("X-Content-Type-Options on the API response: %q, want nosniff once", v)
 	}
 	reqs := e.up.Requests()
 	if len(reqs) != 1 {
@@ -84,6 +84,32 @@ func TestProxyUserToken(t *testing.T) {
 	}
 	if p := got.Header.Get("X-Forwarded-Proto"); p != "http" {
 		t.Errorf("X-Forwarded-Proto %q", p)
+	}
+	if id := got.Header.Get("X-Request-Id"); id == "" || id != r.Header.Get("X-Request-Id") {
+		t.Errorf("upstream X-Request-Id %q, browser's %q: want the same id", id, r.Header.Get("X-Request-Id"))
+	}
+}
+
+// Behind a trusted proxy, the client address it recorded is kept and ours
+// (the proxy's) appended; the browser's own claims never reach the
+// upstream when the peer is not trusted (TestProxyUserToken).
+func TestProxyKeepsTrustedForwardedFor(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.TrustedProxies = []string{"127.0.0.1"} })
+	b := newBrowser(t)
+	e.login(t, b, "alice")
+	req, _ := http.NewRequest(http.MethodGet, e.g.URL+"/api/orders/recent", nil)
+	req.Header.Set("X-CSRF", "1")
+	req.Header.Add("X-Forwarded-For", "203.0.113.7")
+	req.Header.Add("X-Forwarded-For", "198.51.100.2")
+	if r := b.do(req); r.StatusCode != http.StatusOK {
+		t.Fatalf("proxied call: %d %s", r.StatusCode, r.Body)
+	}
+	reqs := e.up.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("upstream saw %d requests", len(reqs))
+	}
+	if xff := reqs[0].Header.Values("X-Forwarded-For"); len(xff) != 1 || xff[0] != "203.0.113.7, 198.51.100.2, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q, want the trusted chain then the peer", xff)
 	}
 }
 

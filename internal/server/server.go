@@ -5,8 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -356,7 +354,6 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
 	h = hostGuard(pub.Host, h)
 	h = observe(met, sessions, log, h)
-	h = requestID(h)
 	h = tr.handler(h)
 	checks := map[string]admin.Check{
 		"identity_provider": func(context.Context) error {
@@ -546,16 +543,6 @@ func hostGuard(host string, next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
-	})
-}
-
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := make([]byte, 8)
-		rand.Read(b)
-		id := hex.EncodeToString(b)
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(httpx.WithRequestID(r.Context(), id)))
 	})
 }
 

@@ -295,6 +295,11 @@ func (rt *Route) Token(r *http.Request) (string, error) {
 		}
 	}
 	s, err := rt.src.sessions.Load(r)
+	if err == nil {
+		if info := httpx.InfoOf(r.Context()); info != nil {
+			info.Session = s.Handle // for the access log: no second lookup
+		}
+	}
 	if err == nil && rt.policy != nil && !rt.policy.allows(r, s) {
 		return "", errForbidden
 	}
