@@ -30,7 +30,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		level = slog.LevelInfo
 	}
-	log := newLogger(stderr, level)
+	out := newBufferedLog(stderr)
+	defer out.Close()
+	log := newLogger(out, level)
 	if w := cfg.Warnings(); w != nil {
 		for _, p := range w.List {
 			log.Warn("configuration", "line", p.Line, "key", p.Key, "problem", p.Msg)
@@ -60,6 +62,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		LoadConfig: func() (*config.Config, error) { return config.Load(*path, os.LookupEnv) },
 	}
 	if err := server.Run(ctx, cfg, opts); err != nil {
+		out.Close() // the log lines first, then the reason
 		fmt.Fprintf(stderr, "cloakroom: %v\n", err)
 		return 1
 	}
