@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"strings"
 	"sync"
 )
 
@@ -60,7 +61,7 @@ func newSealer(keys [][]byte) (*sealer, error) {
 			return nil, err
 		}
 		s.keys = append(s.keys, sealKey{aead: aead, mac: mk,
-			macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, mk) }}})
+			macs: &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, mk)} }}})
 	}
 	return s, nil
 }
@@ -68,18 +69,27 @@ func newSealer(keys [][]byte) (*sealer, error) {
 // lookup maps a ticket id (or a tag) to a store key under key i.
 func (s *sealer) lookup(i int, prefix, v string) string {
 	pool := s.keys[i].macs
-	m := pool.Get().(hash.Hash)
-	m.Reset()
-	var buf [128]byte
-	in := append(append(append(buf[:0], prefix...), 0), v...)
-	m.Write(in)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	pool.Put(m)
-	out := make([]byte, len(prefix)+base64.RawURLEncoding.EncodedLen(sha256.Size))
-	copy(out, prefix)
-	base64.RawURLEncoding.Encode(out[len(prefix):], sum[:])
-	return string(out)
+	st := pool.Get().(*macState)
+	st.h.Reset()
+	st.in = append(append(append(st.in[:0], prefix...), 0), v...)
+	st.h.Write(st.in)
+	st.sum = st.h.Sum(st.sum[:0])
+	st.enc = base64.RawURLEncoding.AppendEncode(st.enc[:0], st.sum)
+	var b strings.Builder
+	b.Grow(len(prefix) + len(st.enc))
+	b.WriteString(prefix)
+	b.Write(st.enc)
+	if len(st.in) <= 256 { // keep no large buffers alive
+		pool.Put(st)
+	}
+	return b.String()
+}
+
+// macState is one keyed HMAC with its scratch buffers, recycled through
+// sealKey.macs.
+type macState struct {
+	h            hash.Hash
+	in, sum, enc []byte
 }
 
 // seal encrypts plain with the first key; aad binds it to its store key.

@@ -1,6 +1,9 @@
 package session
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,5 +59,26 @@ func TestTicketDoesNotAllocate(t *testing.T) {
 	r.Header.Set("Cookie", "theme=dark; __Host-Http-cloakroom="+strings.Repeat("Q", 43)+"; lang=en")
 	if n := testing.AllocsPerRun(100, func() { m.Ticket(r) }); n != 0 {
 		t.Fatalf("Ticket allocates %v times per call", n)
+	}
+}
+
+// Store keys must not change with how they are computed: sessions already
+// in a file or Redis store are found by them.
+func TestLookupIsKeyedHMAC(t *testing.T) {
+	s, err := newSealer([][]byte{[]byte(strings.Repeat("k", 32)), []byte(strings.Repeat("o", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.keys {
+		for _, v := range []string{"", "ticket", strings.Repeat("x", 300)} {
+			m := hmac.New(sha256.New, s.keys[i].mac)
+			m.Write([]byte("s:\x00" + v))
+			want := "s:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+			for range 3 { // pooled states must come back clean
+				if got := s.lookup(i, "s:", v); got != want {
+					t.Fatalf("key %d, %q: lookup %q, want %q", i, v, got, want)
+				}
+			}
+		}
 	}
 }
