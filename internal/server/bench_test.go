@@ -20,12 +20,7 @@ import (
 // bearer, both against the same real upstream over loopback, measured in
 // the same run. The ratio metrics are cloakroom/bare.
 func BenchmarkProxy(b *testing.B) {
-	payload := `{"orders":[{"id":1,"total":12.5},{"id":2,"total":99.0}]}`
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, payload)
-	}))
-	defer up.Close()
+	up := benchUpstream(b)
 	target, _ := url.Parse(up.URL)
 
 	bare := &httputil.ReverseProxy{
@@ -36,35 +31,7 @@ func BenchmarkProxy(b *testing.B) {
 		Transport: proxy.NewTransport(0),
 	}
 
-	// A real session, made by a real login against the demo provider.
-	ln, public := listenLocal(b)
-	_, idpSrv := demoProvider(b, public, nil)
-	cfg := baseConfig(public, idpSrv.URL, "web", "web-secret")
-	cfg.APIs = []config.API{{Path: "/api/orders/", Upstream: up.URL + "/", Token: "user"}}
-	// The limiter stays in the chain, set high enough never to refuse.
-	cfg.RateLimit = config.RateLimit{APIPerSecond: 1 << 30, LoginPerMinute: 1 << 30}
-	srv, err := server.New(cfg, server.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.OIDC.Discover(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	// Serve the gateway for the one login, then call its handler directly.
-	hs := &http.Server{Handler: srv.Handler}
-	go hs.Serve(ln)
-	br := newBrowser(b)
-	signIn(b, &gateway{URL: public}, br, func(auth *url.URL) *url.URL { return demoLogin(b, br, auth, "alice", "alice") })
-	hs.Close()
-	var cookie *http.Cookie
-	for _, c := range br.jar.Cookies(mustURL(public)) {
-		if c.Name == "__Host-Http-cloakroom" {
-			cookie = c
-		}
-	}
-	if cookie == nil {
-		b.Fatal("no session after login")
-	}
+	public, handler, cookie := benchGateway(b, up.URL, server.Options{}, nil)
 
 	// Each sub-benchmark records its own cost; "cloakroom" runs second and
 	// reports its ratios to "bare".
@@ -90,7 +57,7 @@ func BenchmarkProxy(b *testing.B) {
 		})
 	})
 	b.Run("cloakroom", func(b *testing.B) {
-		c := measure(b, srv.Handler, func() *http.Request {
+		c := measure(b, handler, func() *http.Request {
 			r := httptest.NewRequest(http.MethodGet, public+"/api/orders/recent", nil)
 			r.Header.Set("X-CSRF", "1")
 			r.AddCookie(cookie)
@@ -101,4 +68,56 @@ func BenchmarkProxy(b *testing.B) {
 			b.ReportMetric(c.allocs/max(bareCost.allocs, 1), "x-bare-allocs")
 		}
 	})
+}
+
+// benchUpstream is a real upstream over loopback that answers every
+// request with a small JSON body.
+func benchUpstream(b *testing.B) *httptest.Server {
+	payload := `{"orders":[{"id":1,"total":12.5},{"id":2,"total":99.0}]}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, payload)
+	}))
+	b.Cleanup(up.Close)
+	return up
+}
+
+// benchGateway builds the gateway with one API route, /api/orders/ to
+// upstream with the user's token, and a session made by a real login
+// against the demo provider. It returns the gateway's public URL, its
+// handler (to be called directly) and the session cookie. mod, if not nil,
+// changes the config (the session store, say) before the gateway is built.
+// The rate limiter stays in the chain, set high enough never to refuse.
+func benchGateway(b *testing.B, upstream string, opts server.Options, mod func(*config.Config)) (public string, h http.Handler, cookie *http.Cookie) {
+	b.Helper()
+	ln, public := listenLocal(b)
+	_, idpSrv := demoProvider(b, public, nil)
+	cfg := baseConfig(public, idpSrv.URL, "web", "web-secret")
+	cfg.APIs = []config.API{{Path: "/api/orders/", Upstream: upstream + "/", Token: "user"}}
+	cfg.RateLimit = config.RateLimit{APIPerSecond: 1 << 30, LoginPerMinute: 1 << 30}
+	if mod != nil {
+		mod(cfg)
+	}
+	srv, err := server.New(cfg, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.OIDC.Discover(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	// Serve the gateway for the one login, then call its handler directly.
+	hs := &http.Server{Handler: srv.Handler}
+	go hs.Serve(ln)
+	br := newBrowser(b)
+	signIn(b, &gateway{URL: public}, br, func(auth *url.URL) *url.URL { return demoLogin(b, br, auth, "alice", "alice") })
+	hs.Close()
+	for _, c := range br.jar.Cookies(mustURL(public)) {
+		if c.Name == "__Host-Http-cloakroom" {
+			cookie = c
+		}
+	}
+	if cookie == nil {
+		b.Fatal("no session after login")
+	}
+	return public, srv.Handler, cookie
 }
