@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,44 +31,68 @@ var allTargets = []string{targetDirect, targetBare, targetMemory, targetFile, ta
 
 const (
 	sessionCookie = "__Host-Http-cloakroom" // Cloakroom's default cookie name
-	bareToken     = "bench-fixed-token"
-	loadPath      = "/api/x"
-	probePath     = "/api/probe"
 	benchUser     = "alice"
 )
 
 type options struct {
-	Workers     int
-	Warmup      time.Duration
-	Duration    time.Duration
-	Quick       bool
-	Targets     []string
-	Cloakroom   string
-	RedisServer string
-	Out         string
-	MaxRequests int64
-	Revision    string
-	WaitIdle    time.Duration
-	Rounds      int
-	LogLevel    string
+	Workers      int
+	LoginClients int
+	Warmup       time.Duration
+	Duration     time.Duration
+	Quick        bool
+	Targets      []string
+	Scenarios    []string
+	Cloakroom    string
+	RedisServer  string
+	Out          string
+	MaxRequests  int64
+	Revision     string
+	WaitIdle     time.Duration
+	Rounds       int
+	LogLevel     string
 }
+
+// usage heads -h. The defaults are chosen so that a full run stays near
+// 11 minutes on a 2-CPU machine: 3 rounds of 35 measurements (6 request
+// scenarios on 5 targets, 2 composites, logins on 3 stores), each about
+// 0.25s of idle check, 1s of warm-up, 5s recorded and 0.15s to verify.
+const usage = `loadgen: Cloakroom's load benchmark (bench/load.sh builds and runs it).
+
+Every round starts each target once, then runs every scenario on every
+target in turn, so the targets of one scenario are measured next to each
+other. Each row of the report is the round with the median CPU µs/req.
+A full run with the defaults (3 rounds of 35 measurements, each 1s of
+warm-up and 5s recorded, down from 2s and 10s to fit) takes about 11
+minutes on 2 CPUs, plus at most 1 minute of waiting for a quiet machine;
+--quick is a smoke run of well under a minute.
+
+Scenarios: %s.
+
+Flags:
+`
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.Workers, "workers", 32, "concurrent workers, each with one request in flight")
-	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "unrecorded warm-up per target")
-	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "recorded interval per target")
-	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 1s warm-up, 3s per target, 8 workers (overrides those flags)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, usage, strings.Join(scenarioNames(), ", "))
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.Workers, "workers", 32, "connections, each with one request in flight, of the scenarios whose name has no number of its own (small, large, post, sse, composite-*)")
+	fs.IntVar(&o.LoginClients, "login-clients", 8, "concurrent clients of the login scenario, each signing in in a loop")
+	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unrecorded warm-up per scenario and target")
+	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "recorded interval per scenario and target")
+	fs.BoolVar(&o.Quick, "quick", false, "smoke run: --scenarios "+strings.Join(quickScenarios, ",")+" --rounds 1 --warmup 1s --duration 3s --workers 8, except for those flags given too")
+	scenarios := fs.String("scenarios", "all", "comma-separated scenarios to run, from "+strings.Join(scenarioNames(), ",")+", or all")
 	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets to run, from "+strings.Join(allTargets, ","))
 	fs.StringVar(&o.Cloakroom, "cloakroom", "", "the cloakroom binary (required for cloakroom-* targets)")
 	fs.StringVar(&o.RedisServer, "redis-server", "redis-server", "redis-server binary for cloakroom-redis; that target is skipped when it is not found")
 	fs.StringVar(&o.Out, "out", "bench/results", "directory for latest.md and latest.json; empty writes nothing")
-	fs.Int64Var(&o.MaxRequests, "max-requests", 20_000_000, "upper bound on requests per target, warm-up included")
+	fs.Int64Var(&o.MaxRequests, "max-requests", 20_000_000, "upper bound on requests per scenario and target, warm-up included")
 	fs.StringVar(&o.LogLevel, "cloakroom-log-level", "", "log_level for the generated Cloakroom configs (empty: Cloakroom's default, info, one access-log line per request)")
-	fs.IntVar(&o.Rounds, "rounds", 1, "run every target this many times, in turn; each row is then the round with the median CPU µs/req")
-	fs.DurationVar(&o.WaitIdle, "wait-idle", 30*time.Second, "before each target, wait at most this long for the machine to be under 20% busy (0: don't)")
+	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each row is then the round with the median CPU µs/req, with the range of the ratio to bare over the rounds")
+	fs.DurationVar(&o.WaitIdle, "wait-idle", 10*time.Second, "before each measurement, wait at most this long, and at most "+waitIdleTotal.String()+" over the whole run, for the machine to be under 20% busy (0: don't)")
 	fs.StringVar(&o.Revision, "revision", "", "source revision to record with the results (load.sh passes git describe)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -79,11 +100,27 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if o.Quick {
-		o.Warmup, o.Duration, o.Workers = time.Second, 3*time.Second, 8
+		if !given["warmup"] {
+			o.Warmup = time.Second
+		}
+		if !given["duration"] {
+			o.Duration = 3 * time.Second
+		}
+		if !given["workers"] {
+			o.Workers = 8
+		}
+		if !given["rounds"] {
+			o.Rounds = 1
+		}
+		if !given["scenarios"] {
+			*scenarios = strings.Join(quickScenarios, ",")
+		}
 	}
-	if o.Workers < 1 || o.Workers > 4096 {
-		return nil, errors.New("--workers must be between 1 and 4096")
+	if o.Workers < 1 || o.Workers > 4096 || o.LoginClients < 1 || o.LoginClients > 256 {
+		return nil, errors.New("--workers must be between 1 and 4096, --login-clients between 1 and 256")
 	}
 	if o.Duration <= 0 || o.Duration > 10*time.Minute || o.Warmup < 0 || o.Warmup > 10*time.Minute {
 		return nil, errors.New("--duration must be in (0, 10m] and --warmup in [0, 10m]")
@@ -94,28 +131,41 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if o.MaxRequests < 1 {
 		return nil, errors.New("--max-requests must be positive")
 	}
-	for t := range strings.SplitSeq(*targets, ",") {
-		t = strings.TrimSpace(t)
-		if t == "" {
-			continue
-		}
-		if !slices.Contains(allTargets, t) {
-			return nil, fmt.Errorf("unknown target %q", t)
-		}
-		if !slices.Contains(o.Targets, t) {
-			o.Targets = append(o.Targets, t)
-		}
+	var err error
+	if strings.TrimSpace(*scenarios) == "all" {
+		*scenarios = strings.Join(scenarioNames(), ",")
 	}
-	if len(o.Targets) == 0 {
-		return nil, errors.New("no targets")
+	if o.Scenarios, err = parseList(*scenarios, scenarioNames(), "scenario"); err != nil {
+		return nil, err
 	}
-	slices.SortFunc(o.Targets, func(a, b string) int { return slices.Index(allTargets, a) - slices.Index(allTargets, b) })
+	if o.Targets, err = parseList(*targets, allTargets, "target"); err != nil {
+		return nil, err
+	}
 	for _, t := range o.Targets {
-		if strings.HasPrefix(t, "cloakroom-") && o.Cloakroom == "" {
+		if strings.HasPrefix(t, "cloakroom-") && o.Cloakroom == "" && o.needs(t) {
 			return nil, fmt.Errorf("target %s needs --cloakroom", t)
 		}
 	}
+	if !slices.ContainsFunc(o.Targets, o.needs) {
+		return nil, errors.New("none of the scenarios runs on any of the targets")
+	}
 	return o, nil
+}
+
+// needs reports whether one of the scenarios runs on target t.
+func (o *options) needs(t string) bool {
+	return slices.ContainsFunc(o.Scenarios, func(name string) bool { return scenarioByName(name).runsOn(t) })
+}
+
+// workers is the number of concurrent workers of scenario s.
+func (o *options) workers(s scenario) int {
+	switch {
+	case s.Workers > 0:
+		return s.Workers
+	case s.Login:
+		return o.LoginClients
+	}
+	return o.Workers
 }
 
 // env is what every target shares: the upstream, the provider, the
@@ -129,8 +179,31 @@ type env struct {
 	upURL    string // http://127.0.0.1:PORT
 	idp      *idp.Provider
 	issuer   string
-	gwPort   int // the port every Cloakroom target listens on, in turn
+	// ports are the Cloakroom targets' ports, the same every round: the
+	// provider knows their callbacks.
+	ports map[string]int
+	// bearer is what bare adds, and bearerFrom where it came from (see
+	// bareBearer).
+	bearer, bearerFrom string
+	// waited is the time spent waiting for a quiet machine so far.
+	waited   time.Duration
+	warnings []string
 	log      io.Writer
+}
+
+// waitIdleTotal caps the waits for a quiet machine over a whole run: a
+// full run has about a hundred measurements, and on a machine that stays
+// busy, waiting before each would double its time. The warnings say which
+// measurements had no quiet machine.
+const waitIdleTotal = time.Minute
+
+// warnf logs a warning once; the report repeats it.
+func (e *env) warnf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if !slices.Contains(e.warnings, msg) {
+		e.warnings = append(e.warnings, msg)
+		fmt.Fprintf(e.log, "loadgen: warning: %s\n", msg)
+	}
 }
 
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -154,6 +227,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ticks, fromGetconf := clockTicks()
 	meta := describeMachine(o, ticks, fromGetconf)
+	start := time.Now()
 
 	// The upstream, shared by every target.
 	up, addr, err := startProc("upstream", e.logDir, tmp, self, true, "upstream", "--addr", "127.0.0.1:0")
@@ -163,36 +237,36 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer up.stop()
 	e.upstream, e.upURL = up, "http://"+addr
 
-	// The OpenID provider, in this process; idle during the load, since
-	// access tokens outlive the run.
-	if slices.ContainsFunc(o.Targets, func(t string) bool { return strings.HasPrefix(t, "cloakroom-") }) {
-		stopIdP, err := e.startProvider()
-		if err != nil {
-			return err
-		}
-		defer stopIdP()
+	// The OpenID provider, in this process: it signs the users in, and
+	// bare's bearer comes from it. It is idle during the load but in the
+	// login scenario, since access tokens outlive the run.
+	stopIdP, err := e.startProvider()
+	if err != nil {
+		return err
 	}
+	defer stopIdP()
 
 	var all []*targetResult
 	var failed []string
 	for round := 1; round <= o.Rounds; round++ {
-		for _, t := range o.Targets {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			r, err := e.measure(ctx, t, round, ticks)
-			if err != nil {
-				return err
-			}
-			all = append(all, r)
+		rs, err := e.runRound(ctx, round, ticks)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
 			if r.Errors > 0 {
-				failed = append(failed, fmt.Sprintf("%s (round %d): %d errors, first: %s", t, round, r.Errors, r.FirstError))
+				failed = append(failed, fmt.Sprintf("%s on %s (round %d): %d errors, first: %s", r.Scenario, r.Target, round, r.Errors, r.FirstError))
 			}
 		}
+		all = append(all, rs...)
 	}
-	results := summarize(o.Targets, all)
+	results := summarize(o.Scenarios, o.Targets, all)
+	meta.BareBearerBytes, meta.BareBearerFrom = len(e.bearer), e.bearerFrom
+	meta.Warnings = e.warnings
+	meta.WallSeconds = time.Since(start).Seconds()
+	rep := report{Meta: meta, Results: results, Runs: all, Aggregation: aggregationOf(all)}
 
-	md := markdown(meta, results)
+	md := markdown(rep)
 	fmt.Fprint(stdout, md)
 	if o.Out != "" {
 		if err := os.MkdirAll(o.Out, 0o755); err != nil {
@@ -201,7 +275,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := os.WriteFile(filepath.Join(o.Out, "latest.md"), []byte(md), 0o644); err != nil {
 			return err
 		}
-		raw, err := json.MarshalIndent(report{Meta: meta, Results: results, Runs: all}, "", "  ")
+		raw, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -216,53 +290,164 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// measure runs target t once, after waiting for a quiet machine.
-func (e *env) measure(ctx context.Context, t string, round int, ticks int64) (*targetResult, error) {
-	o, log := e.opts, e.log
-	var waited time.Duration
-	idle := true
-	if o.WaitIdle > 0 {
-		if waited, idle = waitIdle(ctx, o.WaitIdle, 0.20); !idle {
-			fmt.Fprintf(log, "loadgen: %s: the machine is still busy after %v; measuring anyway\n", t, o.WaitIdle.Round(time.Second))
-		}
-	}
-	fmt.Fprintf(log, "loadgen: %s: round %d/%d: %d workers, %v warm-up, %v recorded\n", t, round, o.Rounds, o.Workers, o.Warmup, o.Duration)
-	r, err := e.runTarget(ctx, t)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t, err)
-	}
-	r.Round = round
-	r.compute(ticks)
-	r.IdleWaitSec, r.BusyBefore = waited.Seconds(), !idle
-	if r.Skipped == "" {
-		fmt.Fprintf(log, "loadgen: %s: %.0f req/s, p50 %s, p99 %s, %.1f CPU µs/req, %d errors\n",
-			t, r.ReqPerSec, fmtDur(r.P50), fmtDur(r.P99), r.CPUMicrosPerReq, r.Errors)
-	} else {
-		fmt.Fprintf(log, "loadgen: %s: skipped: %s\n", t, r.Skipped)
-	}
-	return r, nil
-}
-
-// startProvider serves the development OpenID provider on 127.0.0.1 with
-// one client whose redirect URI is the gateway port's callback.
-func (e *env) startProvider() (func(), error) {
-	port, err := freePort()
+// runRound starts the targets, runs every scenario on every target it
+// applies to, in turn, and stops the targets.
+func (e *env) runRound(ctx context.Context, round int, ticks int64) ([]*targetResult, error) {
+	insts, err := e.startRound(ctx, round)
 	if err != nil {
 		return nil, err
 	}
-	e.gwPort = port
+	defer stopAll(insts)
+	var out []*targetResult
+	for _, name := range e.opts.Scenarios {
+		s := scenarioByName(name)
+		for _, t := range e.opts.Targets {
+			if !s.runsOn(t) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r, err := e.measure(ctx, insts, t, s, round, ticks)
+			if err != nil {
+				return nil, fmt.Errorf("%s on %s (round %d): %w", name, t, round, err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// measure runs scenario s on target t once, after waiting for a quiet
+// machine: a verification end to end, then the load.
+func (e *env) measure(ctx context.Context, insts map[string]*instance, t string, s scenario, round int, ticks int64) (*targetResult, error) {
+	o, log, in := e.opts, e.log, insts[t]
+	workers := o.workers(s)
+	res := &targetResult{Scenario: s.Name, Target: t, Round: round, Workers: workers, Events: s.Events, Store: in.store}
+	prefix := fmt.Sprintf("loadgen: round %d/%d: %s on %s", round, o.Rounds, s.Name, t)
+	if in.skipped != "" {
+		res.Skipped = in.skipped
+		fmt.Fprintf(log, "%s: skipped: %s\n", prefix, in.skipped)
+		return res, nil
+	}
+	var waited time.Duration
+	idle := true
+	if o.WaitIdle > 0 {
+		// At least one sample, so that a busy machine is always reported.
+		limit := max(min(o.WaitIdle, waitIdleTotal-e.waited), time.Millisecond)
+		waited, idle = waitIdle(ctx, limit, 0.20)
+		e.waited += waited
+		if !idle {
+			fmt.Fprintf(log, "%s: the machine is still busy after %v; measuring anyway\n", prefix, waited.Round(time.Second))
+		}
+	}
+	if err := in.alive(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "%s: %d workers, %v warm-up, %v recorded\n", prefix, workers, o.Warmup, o.Duration)
+	client := newClient(workers)
+	defer client.CloseIdleConnections()
+	var worker func(context.Context, int) (func() error, error)
+	if s.Login {
+		if _, err := loginWith(ctx, client, in.base); err != nil {
+			return nil, fmt.Errorf("first login: %w%s", err, in.logTail())
+		}
+		worker = loginWorker(client, in.base)
+	} else {
+		v, err := e.verify(ctx, in, s)
+		if err != nil {
+			return nil, fmt.Errorf("%w%s", err, in.logTail())
+		}
+		res.FirstEvent = v.firstEvent
+		worker = requestWorker(client, s.Method, in.base+s.Path, in.header(s), s.Body, v.bytes)
+	}
+	lr, err := runLoad(ctx, loadSpec{
+		Workers: workers, Warmup: o.Warmup, Duration: o.Duration, MaxRequests: o.MaxRequests,
+		Watch: e.watch(insts, t), Worker: worker,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := in.alive(); err != nil {
+		fmt.Fprintf(log, "%s: %v\n", prefix, err)
+	}
+	res.fill(lr)
+	res.compute(ticks)
+	res.IdleWaitSec, res.BusyBefore = waited.Seconds(), !idle
+	rate, unit := "req/s", "req"
+	if s.Login {
+		rate, unit = "logins/s", "login"
+	}
+	fmt.Fprintf(log, "%s: %.0f %s, p50 %s, p99 %s, %.1f CPU µs/%s, %d errors\n",
+		prefix, res.ReqPerSec, rate, fmtDur(res.P50), fmtDur(res.P99), res.CPUMicrosPerReq, unit, res.Errors)
+	return res, nil
+}
+
+// logTail is the end of the gateway's log, to follow an error.
+func (in *instance) logTail() string {
+	if in.gateway == nil {
+		return ""
+	}
+	return "; " + in.name + " log:\n" + in.gateway.tail()
+}
+
+// idlePrefix marks, in a watch list, the processes of the targets not
+// being measured: all of a round's targets run at once, and the idle ones
+// must not pass for other programs.
+const idlePrefix = "idle:"
+
+// watch lists the processes whose CPU a measurement of target t reads.
+func (e *env) watch(insts map[string]*instance, t string) map[string]int {
+	up := e.upstream.pid()
+	w := map[string]int{"loadgen": os.Getpid(), "upstream": up}
+	for role, pid := range insts[t].pids {
+		w[role] = pid
+	}
+	if t == targetDirect {
+		delete(w, "upstream") // it is the target
+	}
+	for name, in := range insts {
+		if name == t {
+			continue
+		}
+		for role, pid := range in.pids {
+			if pid != up {
+				w[idlePrefix+name+"/"+role] = pid
+			}
+		}
+	}
+	return w
+}
+
+// startProvider serves the development OpenID provider on 127.0.0.1 with
+// one client whose redirect URIs are the Cloakroom targets' callbacks.
+func (e *env) startProvider() (func(), error) {
+	e.ports = map[string]int{}
+	var redirects, postLogout []string
+	for _, t := range e.opts.Targets {
+		if !strings.HasPrefix(t, "cloakroom-") {
+			continue
+		}
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		e.ports[t] = port
+		public := fmt.Sprintf("http://localhost:%d", port)
+		redirects = append(redirects, public+"/bff/callback")
+		postLogout = append(postLogout, public+"/")
+	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	e.issuer = "http://" + ln.Addr().String()
-	public := fmt.Sprintf("http://localhost:%d", port)
 	p, err := idp.New(idp.Options{
 		Issuer: e.issuer,
 		Clients: []idp.Client{{
 			ID: "bench", Secret: "bench-secret",
-			RedirectURIs:           []string{public + "/bff/callback"},
-			PostLogoutRedirectURIs: []string{public + "/"},
+			RedirectURIs:           redirects,
+			PostLogoutRedirectURIs: postLogout,
 		}},
 		Users: []idp.User{{
 			Subject: "alice-1", Username: benchUser, Password: benchUser,
@@ -280,227 +465,4 @@ func (e *env) startProvider() (func(), error) {
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return func() { srv.Close() }, nil
-}
-
-// runTarget starts the target's process, checks one request end to end,
-// and measures it.
-func (e *env) runTarget(ctx context.Context, name string) (*targetResult, error) {
-	o := e.opts
-	res := &targetResult{Target: name}
-	watch := map[string]int{"loadgen": os.Getpid(), "upstream": e.upstream.pid()}
-	hdr := http.Header{"X-Csrf": {"1"}}
-	var base string // scheme://host:port the load goes to
-
-	switch name {
-	case targetDirect:
-		base = e.upURL
-		watch["target"] = e.upstream.pid()
-		delete(watch, "upstream")
-		hdr.Set("Cookie", sessionCookie+"="+dummyTicket())
-	case targetBare:
-		p, addr, err := startProc("bareproxy", e.logDir, e.tmp, e.self, true,
-			"bareproxy", "--addr", "127.0.0.1:0", "--upstream", e.upURL+"/", "--token", bareToken)
-		if err != nil {
-			return nil, err
-		}
-		defer p.stop()
-		base = "http://" + addr
-		watch["target"] = p.pid()
-		hdr.Set("Cookie", sessionCookie+"="+dummyTicket())
-	default:
-		store := "memory"
-		switch name {
-		case targetFile:
-			store = "file:" + filepath.Join(e.tmp, "s.db")
-		case targetRedis:
-			bin, err := exec.LookPath(o.RedisServer)
-			if err != nil {
-				res.Skipped = fmt.Sprintf("redis-server not found (%v)", err)
-				return res, nil
-			}
-			rp, raddr, err := startRedis(ctx, bin, e.logDir, e.tmp)
-			if err != nil {
-				return nil, err
-			}
-			defer rp.stop()
-			store = "redis://" + raddr
-			watch["redis-server"] = rp.pid()
-		}
-		p, err := e.startCloakroom(ctx, name, store)
-		if err != nil {
-			return nil, err
-		}
-		defer p.stop()
-		base = fmt.Sprintf("http://localhost:%d", e.gwPort)
-		watch["target"] = p.pid()
-		cookie, err := login(ctx, base)
-		if err != nil {
-			return nil, fmt.Errorf("login: %w; gateway log:\n%s", err, p.tail())
-		}
-		hdr.Set("Cookie", cookie.Name+"="+cookie.Value)
-		res.Store = store
-		defer func() {
-			if err := p.alive(); err != nil {
-				fmt.Fprintf(e.log, "loadgen: %s: %v\n", name, err)
-			}
-		}()
-	}
-
-	if err := e.verify(ctx, name, base, hdr); err != nil {
-		return nil, err
-	}
-	lr, err := runLoad(ctx, loadSpec{
-		URL: base + loadPath, Header: hdr, Workers: o.Workers,
-		Warmup: o.Warmup, Duration: o.Duration, MaxRequests: o.MaxRequests, Watch: watch,
-	})
-	if err != nil {
-		return nil, err
-	}
-	res.fill(lr)
-	return res, nil
-}
-
-// startCloakroom writes a config for store and runs `cloakroom serve`,
-// waiting (at most 15s) until /bff/login redirects to the provider.
-func (e *env) startCloakroom(ctx context.Context, name, store string) (*proc, error) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	cfg := fmt.Sprintf(`# Generated by bench/loadgen for target %s.
-listen: 127.0.0.1:%[2]d
-public_url: http://localhost:%[2]d
-oidc:
-  issuer: %[3]s
-  client_id: bench
-  client_secret: bench-secret
-session:
-  store: %[4]q
-  keys: ["base64:%[5]s"]
-rate_limit: {api_per_second: 0, login_per_minute: 0}
-apis:
-  - path: /api/
-    upstream: %[6]s/
-    token: user
-`, name, e.gwPort, e.issuer, store, base64.StdEncoding.EncodeToString(key), e.upURL)
-	if e.opts.LogLevel != "" {
-		cfg += fmt.Sprintf("log_level: %q\n", e.opts.LogLevel)
-	}
-	path := filepath.Join(e.tmp, name+".yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	p, _, err := startProc(name, e.logDir, e.tmp, e.opts.Cloakroom, false, "serve", "--config", path)
-	if err != nil {
-		return nil, err
-	}
-	client := newClient(1)
-	defer client.CloseIdleConnections()
-	url := fmt.Sprintf("http://localhost:%d/bff/login", e.gwPort)
-	deadline := time.Now().Add(15 * time.Second)
-	for range 300 {
-		if err := p.alive(); err != nil {
-			return nil, err
-		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusFound {
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.stop()
-	return nil, fmt.Errorf("cloakroom never became ready; log:\n%s", p.tail())
-}
-
-// verify sends one request the way the load will, to the probe path, and
-// checks that it is answered 200 with the upstream's body and what the
-// upstream saw: for the proxies a bearer, for Cloakroom the provider's
-// own access token and no cookie or CSRF header.
-func (e *env) verify(ctx context.Context, name, base string, hdr http.Header) error {
-	client := newClient(1)
-	defer client.CloseIdleConnections()
-	before, err := e.upstreamStats(ctx, client)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+probePath, nil)
-	if err != nil {
-		return err
-	}
-	req.Header = hdr.Clone()
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("first request: %w", err)
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("first request: status %d, want 200: %s", resp.StatusCode, body)
-	}
-	if string(body) != payload {
-		return fmt.Errorf("first request: body is not the upstream's: %s", body)
-	}
-	after, err := e.upstreamStats(ctx, client)
-	if err != nil {
-		return err
-	}
-	if after.Probes != before.Probes+1 {
-		return fmt.Errorf("first request: the upstream saw %d probe requests, want 1", after.Probes-before.Probes)
-	}
-	auth := after.ProbeAuthorization
-	switch {
-	case name == targetDirect:
-		return nil
-	case name == targetBare:
-		if auth != "Bearer "+bareToken {
-			return fmt.Errorf("the upstream saw Authorization %q, want the fixed bearer", auth)
-		}
-		return nil
-	}
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok {
-		return fmt.Errorf("the upstream saw Authorization %q, want Bearer <access token>", auth)
-	}
-	claims, err := e.idp.VerifyAccessToken(tok)
-	if err != nil {
-		return fmt.Errorf("the upstream's bearer is not an access token of the provider: %w", err)
-	}
-	if claims["sub"] != "alice-1" {
-		return fmt.Errorf("the upstream's bearer is for %v, want alice-1", claims["sub"])
-	}
-	if after.ProbeCookie || after.ProbeCSRF {
-		return fmt.Errorf("the upstream saw the browser's cookie (%v) or CSRF header (%v)", after.ProbeCookie, after.ProbeCSRF)
-	}
-	if want := fmt.Sprintf("localhost:%d", e.gwPort); after.ProbeForwardedHost != want {
-		return fmt.Errorf("the upstream saw X-Forwarded-Host %q, want %q", after.ProbeForwardedHost, want)
-	}
-	return nil
-}
-
-func (e *env) upstreamStats(ctx context.Context, client *http.Client) (*upstreamStats, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.upURL+statsPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("upstream stats: %w", err)
-	}
-	defer resp.Body.Close()
-	var s upstreamStats
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return nil, fmt.Errorf("upstream stats: %w", err)
-	}
-	return &s, nil
-}
-
-// dummyTicket has the shape of a session ticket (32 random bytes,
-// base64url), so direct and bare get requests as large as Cloakroom's.
-func dummyTicket() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

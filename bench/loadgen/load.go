@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,8 +88,6 @@ func (h *histogram) quantile(q float64) time.Duration {
 
 // loadSpec is one measured run against one target.
 type loadSpec struct {
-	URL      string      // e.g. http://localhost:PORT/api/x
-	Header   http.Header // sent with every request
 	Workers  int
 	Warmup   time.Duration
 	Duration time.Duration
@@ -97,12 +96,16 @@ type loadSpec struct {
 	// Watch are the processes whose CPU is read at both ends of the
 	// measured interval, by name.
 	Watch map[string]int
+	// Worker returns worker w's operation, which the worker then runs in
+	// a loop: one request, or one whole login. An error counts as a
+	// failed operation. ctx ends when the run is cancelled.
+	Worker func(ctx context.Context, w int) (func() error, error)
 }
 
 // loadResult is what one run measured. CPU is in clock ticks per process.
 type loadResult struct {
-	Requests   int64         // 200 responses completed in the measured interval
-	Errors     int64         // non-200 or failed requests, warm-up included
+	Requests   int64         // operations completed in the measured interval
+	Errors     int64         // failed operations, warm-up included
 	FirstError string        // the first of them
 	Elapsed    time.Duration // the measured interval
 	Hist       *histogram
@@ -116,12 +119,10 @@ const (
 	phaseDone
 )
 
-// runLoad drives spec.URL with spec.Workers keep-alive clients: a warm-up
-// that is not recorded, then spec.Duration recorded, with the watched
-// processes' CPU read at both ends of the recorded interval.
+// runLoad runs spec.Workers workers, each with one operation in flight: a
+// warm-up that is not recorded, then spec.Duration recorded, with the
+// watched processes' CPU read at both ends of the recorded interval.
 func runLoad(ctx context.Context, spec loadSpec) (*loadResult, error) {
-	client := newClient(spec.Workers)
-	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -140,34 +141,29 @@ func runLoad(ctx context.Context, spec loadSpec) (*loadResult, error) {
 		errCount.Add(1)
 		errOnce.Do(func() { firstErr = msg })
 	}
+	ops := make([]func() error, spec.Workers)
 	for w := range spec.Workers {
-		hists[w] = &histogram{}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, spec.URL, nil)
+		op, err := spec.Worker(ctx, w)
 		if err != nil {
 			return nil, err
 		}
-		req.Header = spec.Header.Clone()
+		ops[w] = op
+	}
+	for w := range spec.Workers {
+		hists[w] = &histogram{}
 		wg.Go(func() {
-			h := hists[w]
+			h, op := hists[w], ops[w]
 			// Bounded in count (MaxRequests over all workers) and in time
 			// (stop, set after Duration, or ctx).
 			for !stop.Load() && issued.Add(1) <= spec.MaxRequests {
 				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
+				err := op()
+				d := time.Since(t0)
+				switch {
+				case err != nil:
 					if ctx.Err() == nil {
 						fail(err.Error())
 					}
-					continue
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				d := time.Since(t0)
-				switch {
-				case resp.StatusCode != http.StatusOK:
-					fail(fmt.Sprintf("status %d", resp.StatusCode))
-				case err != nil:
-					fail("reading body: " + err.Error())
 				case phase.Load() == phaseMeasure:
 					h.record(d)
 					counts[w]++
@@ -244,6 +240,56 @@ wait:
 	return res, nil
 }
 
+// requestWorker is the operation of a request scenario: send the request,
+// read the whole answer, and check its status and length. A GET reuses one
+// request per worker; a POST needs a fresh one for its body.
+func requestWorker(client *http.Client, method, url string, hdr http.Header, body []byte, wantBytes int64) func(context.Context, int) (func() error, error) {
+	return func(ctx context.Context, _ int) (func() error, error) {
+		get, err := http.NewRequestWithContext(ctx, method, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		get.Header = hdr.Clone()
+		return func() error {
+			req := get
+			if body != nil {
+				r, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+				if err != nil {
+					return err
+				}
+				r.Header = get.Header // only read, by the transport
+				req = r
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode != http.StatusOK:
+				return fmt.Errorf("status %d", resp.StatusCode)
+			case err != nil:
+				return fmt.Errorf("reading body: %w", err)
+			case wantBytes > 0 && n != wantBytes:
+				return fmt.Errorf("body of %d bytes, want %d", n, wantBytes)
+			}
+			return nil
+		}, nil
+	}
+}
+
+// loginWorker is the operation of the login scenario: one whole sign-in,
+// with its own cookie jar, on client's connections.
+func loginWorker(client *http.Client, base string) func(context.Context, int) (func() error, error) {
+	return func(ctx context.Context, _ int) (func() error, error) {
+		return func() error {
+			_, err := loginWith(ctx, client, base)
+			return err
+		}, nil
+	}
+}
+
 // newClient is the load generator's client: keep-alive, enough idle
 // connections for every worker, and every dial to 127.0.0.1 whatever the
 // URL's host (the gateway is addressed as localhost, as browsers do).
@@ -275,13 +321,14 @@ func loopbackDial(ctx context.Context, network, addr string) (net.Conn, error) {
 // Keys of the machine-wide counters readCPU adds to the processes'.
 const (
 	machineBusy  = "machine-busy"  // user+nice+system+irq+softirq of every CPU
+	machineIRQ   = "machine-irq"   // irq+softirq, part of machineBusy
 	machineSteal = "machine-steal" // taken by the hypervisor
 )
 
 // readCPU reads utime+stime, in clock ticks, of each process, and the
-// machine-wide busy and steal time from /proc/stat.
+// machine-wide busy, interrupt and steal time from /proc/stat.
 func readCPU(pids map[string]int) (map[string]int64, error) {
-	out := make(map[string]int64, len(pids)+2)
+	out := make(map[string]int64, len(pids)+3)
 	for name, pid := range pids {
 		t, err := procCPUTicks(pid)
 		if err != nil {
@@ -289,22 +336,23 @@ func readCPU(pids map[string]int) (map[string]int64, error) {
 		}
 		out[name] = t
 	}
-	busy, steal, err := machineTicks()
+	busy, irq, steal, err := machineTicks()
 	if err != nil {
 		return nil, fmt.Errorf("/proc/stat: %w", err)
 	}
-	out[machineBusy], out[machineSteal] = busy, steal
+	out[machineBusy], out[machineIRQ], out[machineSteal] = busy, irq, steal
 	return out, nil
 }
 
-// waitIdle waits, one-second sample at a time and at most maxWait, until
+// waitIdle waits, quarter-second sample at a time and at most maxWait, until
 // the machine is busy less than threshold of its CPU time: other programs
 // on a shared machine skew a run. It reports how long it waited and
 // whether the machine got that quiet.
 func waitIdle(ctx context.Context, maxWait time.Duration, threshold float64) (time.Duration, bool) {
+	const sample = 250 * time.Millisecond // 50 ticks of 2 CPUs at CLK_TCK 100
 	start := time.Now()
-	for range int(maxWait/time.Second) + 1 {
-		b0, s0, err := machineTicks()
+	for range int(maxWait/sample) + 1 {
+		b0, _, s0, err := machineTicks()
 		if err != nil {
 			return 0, false
 		}
@@ -315,9 +363,9 @@ func waitIdle(ctx context.Context, maxWait time.Duration, threshold float64) (ti
 		select {
 		case <-ctx.Done():
 			return time.Since(start), false
-		case <-time.After(time.Second):
+		case <-time.After(sample):
 		}
-		b1, s1, _ := machineTicks()
+		b1, _, s1, _ := machineTicks()
 		all1, _ := allTicks()
 		if total := all1 - all0; total > 0 && float64(b1-b0+s1-s0)/float64(total) < threshold {
 			return time.Since(start), true
@@ -348,25 +396,28 @@ func allTicks() (int64, error) {
 }
 
 // machineTicks sums the first line of /proc/stat: busy time (user, nice,
-// system, irq, softirq) and steal, in clock ticks.
-func machineTicks() (busy, steal int64, err error) {
+// system, irq, softirq), the interrupt part of it (irq, softirq) and
+// steal, in clock ticks. The kernel accounts softirq time, most of the
+// loopback TCP work of the run, to no process: with large answers it is a
+// good part of the machine's busy time.
+func machineTicks() (busy, irq, steal int64, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, errors.New("unexpected format")
+		return 0, 0, 0, errors.New("unexpected format")
 	}
 	var v [8]int64
 	for i := range v {
 		if v[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	// user nice system idle iowait irq softirq steal
-	return v[0] + v[1] + v[2] + v[5] + v[6], v[7], nil
+	return v[0] + v[1] + v[2] + v[5] + v[6], v[5] + v[6], v[7], nil
 }
 
 // procCPUTicks returns utime+stime of process pid from /proc/PID/stat

@@ -40,11 +40,19 @@ var (
 // provider's login form, the callback, then /bff/user. It returns the
 // session cookie.
 func login(ctx context.Context, base string) (*http.Cookie, error) {
+	c := newClient(1)
+	defer c.CloseIdleConnections()
+	return loginWith(ctx, c, base)
+}
+
+// loginWith is login on c's keep-alive connections, with a cookie jar of
+// its own, like a new browser profile each time: the login scenario runs
+// it in a loop.
+func loginWith(ctx context.Context, c *http.Client, base string) (*http.Cookie, error) {
 	j, _ := cookiejar.New(nil)
 	jar := secureJar{j}
-	client := newClient(1)
+	client := *c
 	client.Jar = jar
-	defer client.CloseIdleConnections()
 
 	get := func(u string, hdr ...string) (*http.Response, string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -54,7 +62,7 @@ func login(ctx context.Context, base string) (*http.Cookie, error) {
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
-		return do(client, req)
+		return do(&client, req)
 	}
 
 	resp, _, err := get(base + "/bff/login?returnUrl=/")
@@ -92,7 +100,7 @@ func login(ctx context.Context, base string) (*http.Cookie, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, _, err = do(client, req)
+	resp, _, err = do(&client, req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 // Command loadgen is Cloakroom's load benchmark. It runs each target as a
 // separate process on 127.0.0.1, drives it with concurrent keep-alive
-// clients for a fixed time, and reports throughput, latency and the CPU the
-// target spent per request, side by side with a bare httputil.ReverseProxy
-// that adds a fixed bearer: the floor any Go gateway pays.
+// clients for a fixed time in several scenarios (small, large and slow
+// answers, POST bodies, event streams, composites, logins), and reports
+// throughput, latency and the CPU the target spent per request, side by
+// side with a bare httputil.ReverseProxy that adds a fixed bearer: the
+// floor any Go gateway pays.
 //
 //	loadgen [flags]                                run the benchmark (see -h)
-//	loadgen upstream --addr 127.0.0.1:0            the small JSON upstream
+//	loadgen upstream --addr 127.0.0.1:0            the API (see the path* constants)
 //	loadgen bareproxy --upstream URL --addr ADDR   the bare reverse proxy
 //
 // The two server modes print "listening ADDR" on stdout once they accept

@@ -12,72 +12,229 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// payload is the upstream's answer to every API call: about 200 bytes of JSON.
+// payload is the upstream's small answer: about 200 bytes of JSON.
 const payload = `{"orders":[{"id":1001,"status":"shipped","total":12.5,"currency":"EUR"},` +
 	`{"id":1002,"status":"pending","total":99.0,"currency":"EUR"}],"page":{"size":2,"next":null},"served_by":"upstream"}`
 
-// probeSuffix marks the verification request: the upstream records the
-// headers of requests whose path ends with it, and only of those.
-const probeSuffix = "/probe"
+// The upstream's paths, one per behaviour. Cloakroom's route /api/ maps to
+// the upstream's /api/, so every target's requests arrive at the same path.
+const (
+	pathSmall = "/api/small" // payload
+	pathSlow  = "/api/slow"  // payload, after slowDelay
+	pathLarge = "/api/large" // largePayload
+	pathPost  = "/api/post"  // reads the whole body, then payload
+	pathSSE   = "/api/sse"   // sseEvents events, each flushed
+)
 
-// statsPath answers the upstream's counters; the load never calls it.
-const statsPath = "/_stats"
+const (
+	slowDelay     = 10 * time.Millisecond
+	sseEvents     = 20
+	sseEventBytes = 100
+	// holdHeader makes the event stream pause this long (at most 5s)
+	// after its first event. Only the verification sends it, to see the
+	// first event arrive before the stream ends.
+	holdHeader = "X-Bench-Hold"
+)
+
+// The larger bodies are built at start-up, the same in every process of
+// the benchmark, so the driver can compare what it gets with them.
+var (
+	// largePayload is about 100 KB of JSON.
+	largePayload = jsonItems(100<<10, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"sku":"SKU-%06d","name":"Item %d","status":"shipped","price":12.5,"currency":"EUR","stock":%d}`, i, i, i, i%97)
+	})
+	// postBody is the 10 KB JSON body of the post scenario.
+	postBody = []byte(jsonItems(10<<10, func(i int) string {
+		return fmt.Sprintf(`{"sku":"SKU-%06d","qty":%d,"note":"gift wrap"}`, i, 1+i%5)
+	}))
+	// sseStream is the whole event stream: sseEvents events of
+	// sseEventBytes each.
+	sseStream    = strings.Join(sseEventList, "")
+	sseEventList = func() []string {
+		evs := make([]string, sseEvents)
+		for i := range evs {
+			ev := func(pad string) string {
+				return fmt.Sprintf("id: %d\nevent: progress\ndata: {\"seq\":%d,\"of\":%d,\"status\":\"running\",\"note\":\"%s\"}\n\n", i+1, i+1, sseEvents, pad)
+			}
+			evs[i] = ev(strings.Repeat("x", sseEventBytes-len(ev(""))))
+		}
+		return evs
+	}()
+)
+
+// jsonItems is {"items":[...]} with as many items as make it at least
+// size bytes.
+func jsonItems(size int, item func(i int) string) string {
+	var b strings.Builder
+	b.WriteString(`{"items":[`)
+	for i := 0; b.Len() < size-2; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(item(i))
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+// The upstream's own endpoints; the load never calls them.
+const (
+	statsPath = "/_stats" // GET: upstreamStats
+	armPath   = "/_arm"   // POST ?n=N: record the next N requests
+)
+
+// probe is what the upstream saw of one recorded request.
+type probe struct {
+	Method         string `json:"method"`
+	Path           string `json:"path"`
+	Authorization  string `json:"authorization"`
+	Cookie         bool   `json:"cookie"`
+	CSRF           bool   `json:"csrf"`
+	ForwardedHost  string `json:"forwarded_host"`
+	ForwardedProto string `json:"forwarded_proto"`
+	ContentType    string `json:"content_type"`
+	BodyBytes      int64  `json:"body_bytes"`
+}
 
 // upstreamStats is what statsPath reports.
 type upstreamStats struct {
-	Requests            int64  `json:"requests"` // every request but statsPath
-	Probes              int64  `json:"probes"`
-	ProbeAuthorization  string `json:"probe_authorization"`
-	ProbeCookie         bool   `json:"probe_cookie"`
-	ProbeCSRF           bool   `json:"probe_csrf"`
-	ProbeForwardedHost  string `json:"probe_forwarded_host"`
-	ProbeForwardedProto string `json:"probe_forwarded_proto"`
+	Requests int64   `json:"requests"` // every request but the upstream's own endpoints
+	Probes   []probe `json:"probes"`   // those recorded since the last arm
 }
 
+// upstream is the API every target forwards to. The driver verifies a
+// target by arming it (armPath), sending the requests, and reading what it
+// recorded (statsPath): the load and the verification then use the very
+// same path, and the load costs the upstream one atomic load per request.
 type upstream struct {
 	requests atomic.Int64
+	armed    atomic.Int64
 	mu       sync.Mutex
-	probe    upstreamStats // Probe* fields only
+	probes   []probe
 }
 
 var (
 	jsonType   = []string{"application/json"}
+	sseType    = []string{"text/event-stream"}
+	noCache    = []string{"no-cache"}
 	payloadLen = []string{fmt.Sprint(len(payload))}
+	largeLen   = []string{fmt.Sprint(len(largePayload))}
 )
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == statsPath {
-		s := upstreamStats{Requests: u.requests.Load()}
+	switch r.URL.Path {
+	case statsPath:
 		u.mu.Lock()
-		p := u.probe
+		s := upstreamStats{Requests: u.requests.Load(), Probes: slices.Clone(u.probes)}
 		u.mu.Unlock()
-		s.Probes, s.ProbeAuthorization, s.ProbeCookie, s.ProbeCSRF = p.Probes, p.ProbeAuthorization, p.ProbeCookie, p.ProbeCSRF
-		s.ProbeForwardedHost, s.ProbeForwardedProto = p.ProbeForwardedHost, p.ProbeForwardedProto
 		w.Header()["Content-Type"] = jsonType
 		json.NewEncoder(w).Encode(s)
 		return
+	case armPath:
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if r.Method != http.MethodPost || err != nil || n < 1 {
+			http.Error(w, "POST ?n=N", http.StatusBadRequest)
+			return
+		}
+		u.mu.Lock()
+		u.probes = nil
+		u.armed.Store(int64(n))
+		u.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+		return
 	}
 	u.requests.Add(1)
-	if strings.HasSuffix(r.URL.Path, probeSuffix) {
-		u.mu.Lock()
-		u.probe.Probes++
-		u.probe.ProbeAuthorization = r.Header.Get("Authorization")
-		u.probe.ProbeCookie = r.Header.Get("Cookie") != ""
-		u.probe.ProbeCSRF = r.Header.Get("X-CSRF") != ""
-		u.probe.ProbeForwardedHost = r.Header.Get("X-Forwarded-Host")
-		u.probe.ProbeForwardedProto = r.Header.Get("X-Forwarded-Proto")
-		u.mu.Unlock()
+	var read int64
+	if r.URL.Path == pathPost {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		read = n
+	}
+	// Recorded before answering: once the driver has the answer, the
+	// record is there.
+	if u.armed.Load() > 0 {
+		u.record(r, read)
 	}
 	h := w.Header()
+	switch r.URL.Path {
+	case pathSmall, pathPost:
+	case pathSlow:
+		time.Sleep(slowDelay)
+	case pathLarge:
+		h["Content-Type"] = jsonType
+		h["Content-Length"] = largeLen
+		io.WriteString(w, largePayload)
+		return
+	case pathSSE:
+		serveSSE(w, r)
+		return
+	default:
+		http.NotFound(w, r)
+		return
+	}
 	h["Content-Type"] = jsonType
 	h["Content-Length"] = payloadLen
 	io.WriteString(w, payload)
+}
+
+// record keeps what r carried, when the upstream is still armed.
+func (u *upstream) record(r *http.Request, bodyBytes int64) {
+	if u.armed.Add(-1) < 0 {
+		return // a concurrent request took the last one
+	}
+	p := probe{
+		Method: r.Method, Path: r.URL.Path,
+		Authorization:  r.Header.Get("Authorization"),
+		Cookie:         r.Header.Get("Cookie") != "",
+		CSRF:           r.Header.Get("X-CSRF") != "",
+		ForwardedHost:  r.Header.Get("X-Forwarded-Host"),
+		ForwardedProto: r.Header.Get("X-Forwarded-Proto"),
+		ContentType:    r.Header.Get("Content-Type"),
+		BodyBytes:      bodyBytes,
+	}
+	u.mu.Lock()
+	u.probes = append(u.probes, p)
+	u.mu.Unlock()
+}
+
+// serveSSE writes the event stream, flushing after every event, and ends
+// the response.
+func serveSSE(w http.ResponseWriter, r *http.Request) {
+	var hold time.Duration
+	if v := r.Header.Get(holdHeader); v != "" {
+		hold, _ = time.ParseDuration(v)
+		hold = min(max(hold, 0), 5*time.Second)
+	}
+	h := w.Header()
+	h["Content-Type"] = sseType
+	h["Cache-Control"] = noCache
+	rc := http.NewResponseController(w)
+	for i, ev := range sseEventList {
+		if _, err := io.WriteString(w, ev); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		if i == 0 && hold > 0 {
+			select {
+			case <-time.After(hold):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
 }
 
 func serveUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -95,7 +252,7 @@ func serveBareProxy(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
 	up := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:9000/")
-	token := fs.String("token", "bench-fixed-token", "the bearer added to every request")
+	token := fs.String("token", "bench-fixed-token", "the bearer added to every request; the driver passes an access token as long as the one Cloakroom forwards")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -126,8 +283,7 @@ func newBareProxy(target *url.URL, token string) http.Handler {
 			ResponseHeaderTimeout: 30 * time.Second, // Cloakroom's default apis[].timeout
 			ExpectContinueTimeout: time.Second,
 			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConns:          512,
-			MaxIdleConnsPerHost:   128,
+			MaxIdleConnsPerHost:   1024, // httpx.UpstreamIdlePerHost; no cap across hosts
 			ForceAttemptHTTP2:     true,
 		},
 		BufferPool: bufferPool{},
