@@ -50,6 +50,7 @@ type options struct {
 	WaitIdle     time.Duration
 	Rounds       int
 	LogLevel     string
+	BareGCFloor  bool
 }
 
 // usage heads -h. The defaults are chosen so that a full run stays near
@@ -90,6 +91,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.RedisServer, "redis-server", "redis-server", "redis-server binary for cloakroom-redis; that target is skipped when it is not found")
 	fs.StringVar(&o.Out, "out", "bench/results", "directory for latest.md and latest.json; empty writes nothing")
 	fs.Int64Var(&o.MaxRequests, "max-requests", 20_000_000, "upper bound on requests per scenario and target, warm-up included")
+	fs.BoolVar(&o.BareGCFloor, "bare-gc-floor", true, "give bare the collector's heap floor that `cloakroom serve` runs with (internal/gctune), so the ratio measures the chain and not the GC setting; false compares against Go's default GOGC=100")
 	fs.StringVar(&o.LogLevel, "cloakroom-log-level", "", "log_level for the generated Cloakroom configs (empty: Cloakroom's default, info, one access-log line per request)")
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each row is then the round with the median CPU µs/req, with the range of the ratio to bare over the rounds")
 	fs.DurationVar(&o.WaitIdle, "wait-idle", 10*time.Second, "before each measurement, wait at most this long, and at most "+waitIdleTotal.String()+" over the whole run, for the machine to be under 20% busy (0: don't)")

@@ -289,6 +289,7 @@ type machine struct {
 	Scenarios    []string `json:"scenarios"`
 	Targets      []string `json:"targets"`
 	LogLevel     string   `json:"cloakroom_log_level,omitempty"`
+	BareGCFloor  bool     `json:"bare_gc_floor"`
 	// BareBearerBytes is the length of the token bare adds, and
 	// BareBearerFrom where it came from.
 	BareBearerBytes int      `json:"bare_bearer_bytes,omitempty"`
@@ -309,7 +310,7 @@ func describeMachine(o *options, clkTck int64, fromGetconf bool) machine {
 		Date: time.Now().UTC().Format(time.RFC3339), Revision: o.Revision, CPUs: runtime.NumCPU(), CPUModel: cpuModel(),
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), ClkTck: clkTck, ClkTckFrom: "getconf CLK_TCK",
 		Workers: o.Workers, LoginClients: o.LoginClients, WarmupSec: o.Warmup.Seconds(), DurationSec: o.Duration.Seconds(),
-		Quick: o.Quick, Rounds: o.Rounds, Scenarios: o.Scenarios, Targets: o.Targets, LogLevel: o.LogLevel,
+		Quick: o.Quick, Rounds: o.Rounds, Scenarios: o.Scenarios, Targets: o.Targets, LogLevel: o.LogLevel, BareGCFloor: o.BareGCFloor,
 	}
 	if !fromGetconf {
 		m.ClkTckFrom = "assumed (getconf unavailable)"
@@ -358,6 +359,11 @@ func markdown(rep report) string {
 		m.Date, m.CPUs, m.CPUModel, m.GoVersion, m.Rounds, m.WarmupSec, m.DurationSec, m.ClkTck, m.ClkTckFrom, m.WallSeconds)
 	if m.LogLevel != "" {
 		fmt.Fprintf(&b, "Cloakroom ran with log_level: %s.\n\n", m.LogLevel)
+	}
+	if m.BareGCFloor {
+		fmt.Fprintf(&b, "`bare` runs the collector with the heap floor `cloakroom serve` uses (internal/gctune, 64 MiB); `--bare-gc-floor=false` gives it Go's default GOGC=100 instead.\n\n")
+	} else {
+		fmt.Fprintf(&b, "`bare` runs with Go's default GOGC=100; Cloakroom with its heap floor (internal/gctune, 64 MiB).\n\n")
 	}
 	multi := m.Rounds > 1
 	if multi {

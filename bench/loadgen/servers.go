@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cloakroom/cloakroom/internal/gctune"
 )
 
 // payload is the upstream's small answer: about 200 bytes of JSON.
@@ -253,8 +255,12 @@ func serveBareProxy(ctx context.Context, args []string, stdout, stderr io.Writer
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
 	up := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:9000/")
 	token := fs.String("token", "bench-fixed-token", "the bearer added to every request; the driver passes an access token as long as the one Cloakroom forwards")
+	gcFloor := fs.Bool("gc-floor", false, "run the collector with the heap floor `cloakroom serve` uses (internal/gctune)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *gcFloor {
+		go gctune.Run(ctx, gctune.DefaultHeadroom, time.Second)
 	}
 	target, err := url.Parse(*up)
 	if err != nil || target.Scheme != "http" || target.Host == "" {

@@ -103,7 +103,8 @@ func (e *env) startTarget(ctx context.Context, name string, round int) (*instanc
 		return in, nil
 	case targetBare:
 		p, addr, err := startProc("bareproxy", e.logDir, e.tmp, e.self, true,
-			"bareproxy", "--addr", "127.0.0.1:0", "--upstream", e.upURL+"/", "--token", e.bearer)
+			"bareproxy", "--addr", "127.0.0.1:0", "--upstream", e.upURL+"/", "--token", e.bearer,
+			fmt.Sprintf("--gc-floor=%v", e.opts.BareGCFloor))
 		if err != nil {
 			return nil, err
 		}

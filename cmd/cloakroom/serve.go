@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/gctune"
 	"github.com/cloakroom/cloakroom/internal/server"
 )
 
@@ -56,6 +58,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
+	// A heap floor for the collector (see internal/gctune), unless the
+	// operator chose a GOGC.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		go gctune.Run(ctx, gctune.DefaultHeadroom, time.Second)
+	}
 	opts := server.Options{
 		Logger:     log,
 		Reload:     reload,
