@@ -18,6 +18,19 @@
 //
 // Expired entries are invisible at once, removed when a Get meets them and
 // by a background sweep (every minute by default).
+//
+// Reads are served from an in-memory cache of values when it holds them, so
+// that the common Get needs no bbolt read transaction (see cache for why
+// and how it stays exact). It is filled by Set and by a Get that reads
+// bbolt, and every write path (Set, Delete, DeleteTagged, the removal of
+// expired entries by Get and by the sweep) updates it before returning; a
+// cached value is served only until its expiry, by the same clock. Its
+// memory is bounded by Options.CacheBytes (DefaultCacheBytes, 32 MiB, by
+// default): it counts each entry's key and value bytes plus 96 bytes of
+// overhead, evicts arbitrary entries to stay within the bound, and skips
+// values larger than a 128th of the bound (256 KiB by default). Sealed
+// sessions are about 3 KB, so the default holds about 10,000 of them.
+// Results "not found" are not cached.
 package filestore
 
 import (
@@ -32,6 +45,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,10 +106,15 @@ type Options struct {
 	SweepInterval time.Duration
 	// Logger receives sweep failures and file warnings; nil discards them.
 	Logger *slog.Logger
+	// CacheBytes bounds the in-memory read cache (see the package doc);
+	// zero means DefaultCacheBytes (32 MiB), negative disables the cache.
+	CacheBytes int64
 }
 
 // Store is a session.Store and session.Locker backed by a bbolt file. Its
-// methods are safe for concurrent use. Values are copied in and out.
+// methods are safe for concurrent use. Set copies the value in; the slice
+// Get returns may be shared with the read cache, so callers must not modify
+// it (see Get).
 type Store struct {
 	db   *bolt.DB
 	path string
@@ -109,6 +128,18 @@ type Store struct {
 	done      chan struct{} // closed when the sweeper has returned
 
 	locks session.LocalLocker
+
+	// cache holds recent values; nil when Options.CacheBytes < 0. wmu
+	// serialises write transactions with their cache updates, so that the
+	// cache sees writes in commit order (see cache).
+	cache *cache
+	wmu   sync.Mutex
+
+	// Test hooks: afterRead runs in Get between its bbolt read and its
+	// cache fill, afterCommit in update between the commit and the cache
+	// update.
+	afterRead   func(key string)
+	afterCommit func()
 }
 
 // Open opens or creates the store at o.Path and starts its sweeper. It fails
@@ -142,6 +173,12 @@ func Open(o Options) (*Store, error) {
 	s.locks.Now = s.now
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case o.CacheBytes == 0:
+		s.cache = newCache(DefaultCacheBytes)
+	case o.CacheBytes > 0:
+		s.cache = newCache(o.CacheBytes)
 	}
 
 	db, err := bolt.Open(o.Path, fileMode, &bolt.Options{
@@ -204,12 +241,26 @@ func initBuckets(tx *bolt.Tx) error {
 
 // Get implements session.Store. It returns session.ErrNotFound for a
 // missing or expired key, and removes an expired one.
+//
+// The value is read-only: it may be the cache's own slice, shared with
+// every other Get of the key, as memstore's values are. Copying it on each
+// hit would cost an allocation and a memmove of the whole sealed session
+// (about 3 KB) per request, more than the lookup itself, and
+// session.Manager only reads it (it compares it with bytes.Equal, opens it
+// into a new buffer, and clones what it keeps). Its capacity is its length,
+// so an append copies rather than writing into the shared array.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
 	now := s.now().UnixNano()
+	sh := s.cache.shard(key)
+	cv, hit, gen := sh.lookup(key, now)
+	if hit {
+		return cv, nil // never nil: see clone
+	}
 	var out []byte
+	var exp int64
 	var expired bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, _, err := buckets(tx)
@@ -229,20 +280,29 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 			return session.ErrNotFound
 		}
 		// bbolt's memory is valid only inside the transaction.
-		out = bytes.Clone(e.val)
-		if out == nil {
-			out = []byte{}
-		}
+		out = clone(e.val)
+		exp = e.exp
 		return nil
 	})
+	if s.afterRead != nil {
+		s.afterRead(key)
+	}
 	if expired {
-		if err := s.db.Update(func(tx *bolt.Tx) error { return deleteIfExpired(tx, []byte(key), now) }); err != nil && !s.closed.Load() {
+		err := s.update(func(tx *bolt.Tx, w *write) error {
+			deleted, err := deleteIfExpired(tx, []byte(key), now)
+			if deleted {
+				w.change(key)
+			}
+			return err
+		})
+		if err != nil && !s.closed.Load() {
 			s.log.Warn("session store: removing an expired entry", "path", s.path, "err", err)
 		}
 	}
 	if err != nil {
 		return nil, s.wrap("get", err)
 	}
+	sh.fill(key, out, exp, gen)
 	return out, nil
 }
 
@@ -258,12 +318,18 @@ func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration
 		}
 	}
 	now := s.now().UnixNano()
-	var rec []byte
+	var rec, cv []byte
+	var exp int64
 	if ttl > 0 {
-		rec = encode(expiry(now, ttl), tags, v)
+		exp = expiry(now, ttl)
+		rec = encode(exp, tags, v)
+		if s.cache != nil {
+			cv = clone(v)
+		}
 	}
 	k := []byte(key)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, w *write) error {
+		w.change(key)
 		if err := deleteKey(tx, k); err != nil {
 			return err
 		}
@@ -282,6 +348,7 @@ func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration
 				return err
 			}
 		}
+		w.val, w.exp = cv, exp
 		return nil
 	})
 	return s.wrap("set", err)
@@ -292,7 +359,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return deleteKey(tx, []byte(key)) })
+	err := s.update(func(tx *bolt.Tx, w *write) error {
+		w.change(key)
+		return deleteKey(tx, []byte(key))
+	})
 	return s.wrap("delete", err)
 }
 
@@ -331,7 +401,7 @@ func (s *Store) DeleteTagged(ctx context.Context, tag string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, w *write) error {
 		_, tb, err := buckets(tx)
 		if err != nil {
 			return err
@@ -345,6 +415,7 @@ func (s *Store) DeleteTagged(ctx context.Context, tag string) error {
 			keys = append(keys, bytes.Clone(tk[len(prefix):]))
 		}
 		for _, k := range keys {
+			w.change(string(k))
 			if err := deleteKey(tx, k); err != nil {
 				return err
 			}
@@ -369,6 +440,10 @@ func (s *Store) Close() error {
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("session store %q: close: %w", s.path, err)
 		}
+		// Under wmu, so that no write still ending refills it.
+		s.wmu.Lock()
+		s.cache.reset()
+		s.wmu.Unlock()
 	})
 	return s.closeErr
 }
@@ -432,10 +507,14 @@ func (s *Store) sweep() (int, error) {
 	for len(expired) > 0 {
 		batch := expired[:min(sweepBatch, len(expired))]
 		expired = expired[len(batch):]
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx, w *write) error {
 			for _, k := range batch {
 				// Re-checked: a Set may have renewed it since the scan.
-				if err := deleteIfExpired(tx, k, now); err != nil {
+				deleted, err := deleteIfExpired(tx, k, now)
+				if deleted {
+					w.change(string(k))
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -447,6 +526,64 @@ func (s *Store) sweep() (int, error) {
 		removed += len(batch)
 	}
 	return removed, nil
+}
+
+// update runs fn in a bbolt write transaction and keeps the cache exact
+// (see cache): fn calls w.change for every key it changes, and a Set puts
+// the key's new value in w.val. Each key is marked in the cache when fn
+// calls w.change, before the commit, and the marks are ended after the
+// commit (or its failure), in commit order under wmu; only a committed
+// w.val is cached.
+func (s *Store) update(fn func(tx *bolt.Tx, w *write) error) error {
+	w := write{c: s.cache}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	// Deferred, so that a panic in fn leaves no key marked for good.
+	committed := false
+	defer func() { w.end(committed) }()
+	err := s.db.Update(func(tx *bolt.Tx) error { return fn(tx, &w) })
+	committed = err == nil
+	if s.afterCommit != nil {
+		s.afterCommit()
+	}
+	return err
+}
+
+// write is a write transaction's effect on the cache.
+type write struct {
+	c    *cache
+	keys []string // the keys changed, each marked in the cache
+	// val, if not nil, is the value keys[0] holds once the transaction
+	// commits (a Set), with its expiry.
+	val []byte
+	exp int64
+}
+
+// change marks key as changed by the transaction; it must be called before
+// the commit, that is inside the transaction function.
+func (w *write) change(key string) {
+	w.c.shard(key).begin(key)
+	w.keys = append(w.keys, key)
+}
+
+// end ends the marks; committed says whether the transaction committed.
+func (w *write) end(committed bool) {
+	for i, k := range w.keys {
+		var v []byte
+		if committed && i == 0 {
+			v = w.val
+		}
+		w.c.shard(k).end(k, v, w.exp)
+	}
+}
+
+// clone copies v for Get's result and the cache: never nil (an empty value
+// is found, unlike a nil one), and with no spare capacity (see Get).
+func clone(v []byte) []byte {
+	if len(v) == 0 {
+		return []byte{}
+	}
+	return slices.Clip(bytes.Clone(v))
 }
 
 var errCorrupt = errors.New("corrupt entry")
@@ -500,20 +637,21 @@ func deleteKey(tx *bolt.Tx, key []byte) error {
 	return b.Delete(key)
 }
 
-// deleteIfExpired removes key if its entry expired at now (Unix nanos).
-func deleteIfExpired(tx *bolt.Tx, key []byte, now int64) error {
+// deleteIfExpired removes key if its entry expired at now (Unix nanos); it
+// reports whether it deleted (or began to delete) the entry.
+func deleteIfExpired(tx *bolt.Tx, key []byte, now int64) (bool, error) {
 	b, _, err := buckets(tx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	raw := b.Get(key)
 	if raw == nil {
-		return nil
+		return false, nil
 	}
 	if e, ok := decode(raw); ok && e.exp > now {
-		return nil
+		return false, nil
 	}
-	return deleteKey(tx, key)
+	return true, deleteKey(tx, key)
 }
 
 // tagKey is the index row of key under tag: tag + "\x00" + key. Tags hold no
