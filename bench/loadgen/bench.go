@@ -458,6 +458,11 @@ func (e *env) startProvider() (func(), error) {
 		AccessTokenTTL:  time.Hour,
 		IDTokenTTL:      time.Hour,
 		RefreshTokenTTL: 24 * time.Hour,
+		// Every login of the login scenario leaves a provider session, and
+		// the provider keeps at most 10,000 (then answers 503). Short
+		// sessions, pruned every 10 s, keep a full run well under that;
+		// Cloakroom's sessions do not depend on them.
+		SessionTTL: 2 * time.Second,
 	})
 	if err != nil {
 		ln.Close()
