@@ -65,6 +65,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts := server.Options{
 		Logger:     log,
+		AccessLog:  out,
 		Reload:     reload,
 		LoadConfig: func() (*config.Config, error) { return config.Load(*path, os.LookupEnv) },
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -28,7 +29,8 @@ func named(name string, h http.Handler) http.Handler {
 // line and the request metrics. The log line names the session by a prefix
 // of its handle (a keyed hash of the ticket), never the ticket, and the
 // path without its query (which may hold an authorization code).
-func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, next http.Handler) http.Handler {
+func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, accessOut io.Writer, next http.Handler) http.Handler {
+	access := accessLog{w: accessOut, log: log}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &httpx.Info{RequestID: newRequestID(), Route: "other"}
@@ -44,15 +46,7 @@ func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, ne
 		if !log.Enabled(r.Context(), slog.LevelInfo) {
 			return // access logs off: build nothing
 		}
-		attrs := [7]slog.Attr{
-			slog.String("request_id", info.RequestID),
-			slog.String("route", info.Route),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", code),
-			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		}
-		n := 6
+		e := accessEntry{requestID: info.RequestID, route: info.Route, method: r.Method, path: r.URL.Path, status: code, duration: d}
 		handle := info.Session // set by whichever layer loaded the session
 		if handle == "" {
 			if t := sessions.Ticket(r); t != "" {
@@ -60,10 +54,9 @@ func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, ne
 			}
 		}
 		if handle != "" {
-			attrs[n] = slog.String("session", handle[:min(len(handle), 14)])
-			n++
+			e.session = handle[:min(len(handle), 14)]
 		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
+		access.write(r.Context(), &e)
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -55,6 +56,11 @@ type Options struct {
 	AdminListener net.Listener
 	// Metrics defaults to a fresh registry.
 	Metrics *metrics.Metrics
+	// AccessLog, when set, receives the access-log lines (at log level
+	// info or below, as Logger decides) encoded directly, one Write per
+	// line, in the JSON shape of slog's handler; it should be the stream
+	// Logger writes to. When nil, access-log lines go through Logger.
+	AccessLog io.Writer
 	// TracerProvider, when set, receives the spans; otherwise the standard
 	// OTEL_* environment decides (see newTracing).
 	TracerProvider trace.TracerProvider
@@ -353,7 +359,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	h = csrf.CORS(cfg.CORS.AllowedOrigins, check.Header(), h)
 	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
 	h = hostGuard(pub.Host, h)
-	h = observe(met, sessions, log, h)
+	h = observe(met, sessions, log, o.AccessLog, h)
 	h = tr.handler(h)
 	checks := map[string]admin.Check{
 		"identity_provider": func(context.Context) error {
