@@ -12,6 +12,7 @@ import (
 
 // accessEntry is one access-log line.
 type accessEntry struct {
+	at                             time.Time // when the response was done
 	requestID, route, method, path string
 	status                         int
 	duration                       time.Duration
@@ -47,7 +48,7 @@ func (a accessLog) write(ctx context.Context, e *accessEntry) {
 		return
 	}
 	bp := linePool.Get().(*[]byte)
-	b := appendAccessLine((*bp)[:0], time.Now(), e)
+	b := appendAccessLine((*bp)[:0], e)
 	a.w.Write(b)
 	if cap(b) <= 4<<10 {
 		*bp = b
@@ -58,9 +59,9 @@ func (a accessLog) write(ctx context.Context, e *accessEntry) {
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // appendAccessLine appends e as one JSON line.
-func appendAccessLine(b []byte, now time.Time, e *accessEntry) []byte {
+func appendAccessLine(b []byte, e *accessEntry) []byte {
 	b = append(b, `{"time":"`...)
-	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = e.at.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendJSONString(b, e.requestID)
 	b = append(b, `,"route":`...)

@@ -25,7 +25,7 @@ func TestAccessLineMatchesSlog(t *testing.T) {
 	}
 	for _, p := range paths {
 		for _, session := range []string{"", "s:AbCdEf_-1234"} {
-			e := accessEntry{requestID: "0123456789abcdef", route: "/api/", method: "GET", path: p, status: 200, duration: 1234567 * time.Nanosecond, session: session}
+			e := accessEntry{at: time.Now(), requestID: "0123456789abcdef", route: "/api/", method: "GET", path: p, status: 200, duration: 1234567 * time.Nanosecond, session: session}
 
 			var viaSlog bytes.Buffer
 			accessLog{log: slog.New(slog.NewJSONHandler(&viaSlog, nil))}.write(context.Background(), &e)
@@ -66,7 +66,7 @@ func decode(t *testing.T, line []byte) map[string]any {
 }
 
 func BenchmarkAccessLine(b *testing.B) {
-	e := accessEntry{requestID: "0123456789abcdef", route: "/api/", method: "GET", path: "/api/orders/recent", status: 200, duration: 1234567, session: "s:AbCdEf_-1234"}
+	e := accessEntry{at: time.Now(), requestID: "0123456789abcdef", route: "/api/", method: "GET", path: "/api/orders/recent", status: 200, duration: 1234567, session: "s:AbCdEf_-1234"}
 	b.Run("slog", func(b *testing.B) {
 		a := accessLog{log: slog.New(slog.NewJSONHandler(discard{}, nil))}
 		b.ReportAllocs()

@@ -37,7 +37,8 @@ func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, ac
 		w.Header()["X-Request-Id"] = []string{info.RequestID}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(httpx.WithInfo(r.Context(), info)))
-		d := time.Since(start)
+		end := time.Now()
+		d := end.Sub(start)
 		code := sw.code
 		if code == 0 {
 			code = http.StatusOK
@@ -46,7 +47,7 @@ func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, ac
 		if !log.Enabled(r.Context(), slog.LevelInfo) {
 			return // access logs off: build nothing
 		}
-		e := accessEntry{requestID: info.RequestID, route: info.Route, method: r.Method, path: r.URL.Path, status: code, duration: d}
+		e := accessEntry{at: end, requestID: info.RequestID, route: info.Route, method: r.Method, path: r.URL.Path, status: code, duration: d}
 		handle := info.Session // set by whichever layer loaded the session
 		if handle == "" {
 			if t := sessions.Ticket(r); t != "" {
