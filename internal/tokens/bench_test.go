@@ -15,7 +15,9 @@ import (
 
 // BenchmarkTokenCheck is the per-request token work when no refresh is
 // due: "check" is the expiry test alone, "route" adds what every proxied
-// user request pays (cookie, store read, unseal, decode, idle slide check).
+// user request pays (cookie, store read, unseal, decode, idle slide check),
+// "policy" adds an authorization policy: two scopes, a claim and a path
+// parameter bound to a claim.
 func BenchmarkTokenCheck(b *testing.B) {
 	store := memstore.New(nil)
 	m, err := session.NewManager(session.Options{Store: store, Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
@@ -26,7 +28,8 @@ func BenchmarkTokenCheck(b *testing.B) {
 	s := &session.Session{
 		Subject: "alice", AccessToken: string(bytes.Repeat([]byte("a"), 900)), RefreshToken: "rt",
 		IDToken: string(bytes.Repeat([]byte("i"), 900)), AccessObtained: time.Now(), AccessExpiry: time.Now().Add(time.Hour),
-		Claims: map[string]any{"name": "Alice", "email": "alice@example.com", "groups": []any{"a", "b"}},
+		Claims: map[string]any{"name": "Alice", "email": "alice@example.com", "groups": []any{"a", "b"}, "tenant": "t-42"},
+		Scopes: []string{"openid", "orders.read", "orders.write"},
 	}
 	rec := httptest.NewRecorder()
 	if err := m.Create(context.Background(), rec, s); err != nil {
@@ -52,6 +55,25 @@ func BenchmarkTokenCheck(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := rt.Token(req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	pol, err := src.Route(tokens.RouteOptions{Mode: tokens.User, Require: &tokens.Policy{
+		Scopes: []string{"orders.read", "orders.write"},
+		Claims: map[string][]string{"groups": {"b"}},
+		Path:   map[string]string{"tenant": "{claims.tenant}"},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	preq := httptest.NewRequest(http.MethodGet, "/api/t-42/orders", nil)
+	preq.SetPathValue("tenant", "t-42")
+	preq.AddCookie(cookie)
+	b.Run("policy", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := pol.Token(preq); err != nil {
 				b.Fatal(err)
 			}
 		}
