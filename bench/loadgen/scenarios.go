@@ -299,18 +299,18 @@ func (e *env) checkProbe(in *instance, s scenario, p probe) error {
 	switch in.name {
 	case targetDirect:
 		if p.Authorization != "" {
-			return fmt.Errorf("the upstream saw Authorization %q straight from the client, want none", p.Authorization)
+			return fmt.Errorf("the upstream saw an Authorization header (%s) straight from the client, want none", shape(p.Authorization))
 		}
 		return nil
 	case targetBare:
 		if p.Authorization != "Bearer "+e.bearer {
-			return fmt.Errorf("the upstream saw Authorization %.40q..., want the bearer bare was given", p.Authorization)
+			return fmt.Errorf("the upstream saw Authorization %s, want the bearer bare was given", shape(p.Authorization))
 		}
 		return nil
 	}
 	tok, ok := strings.CutPrefix(p.Authorization, "Bearer ")
 	if !ok {
-		return fmt.Errorf("the upstream saw Authorization %.40q..., want Bearer <access token>", p.Authorization)
+		return fmt.Errorf("the upstream saw Authorization %s, want Bearer <access token>", shape(p.Authorization))
 	}
 	claims, err := e.idp.VerifyAccessToken(tok)
 	if err != nil {
@@ -416,4 +416,14 @@ func (e *env) upstreamStats(ctx context.Context, client *http.Client) (*upstream
 		return nil, fmt.Errorf("upstream stats: %w", err)
 	}
 	return &s, nil
+}
+
+// shape describes an Authorization value without showing it: messages
+// never carry a token.
+func shape(auth string) string {
+	if auth == "" {
+		return "(none)"
+	}
+	scheme, rest, _ := strings.Cut(auth, " ")
+	return fmt.Sprintf("%q + %d bytes", scheme, len(rest))
 }

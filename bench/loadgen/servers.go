@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/gctune"
+	"github.com/cloakroom/cloakroom/internal/proxy"
 )
 
 // payload is the upstream's small answer: about 200 bytes of JSON.
@@ -254,9 +257,14 @@ func serveBareProxy(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
 	up := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:9000/")
-	token := fs.String("token", "bench-fixed-token", "the bearer added to every request; the driver passes an access token as long as the one Cloakroom forwards")
+	tokenFile := fs.String("token-file", "", "file holding the bearer added to every request (the driver writes an access token as long as the one Cloakroom forwards); a file, not a flag, so the token is not on the command line")
 	gcFloor := fs.Bool("gc-floor", false, "run the collector with the heap floor `cloakroom serve` uses (internal/gctune)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	token, err := os.ReadFile(*tokenFile)
+	if err != nil || len(bytes.TrimSpace(token)) == 0 {
+		fmt.Fprintf(stderr, "bareproxy: --token-file must name a file holding the bearer (%v)\n", err)
 		return 2
 	}
 	if *gcFloor {
@@ -267,42 +275,25 @@ func serveBareProxy(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "bareproxy: --upstream must be an http URL, got %q\n", *up)
 		return 2
 	}
-	return serveOn(ctx, *addr, newBareProxy(target, *token), stdout, stderr)
+	return serveOn(ctx, *addr, newBareProxy(target, string(bytes.TrimSpace(token))), stdout, stderr)
 }
 
 // newBareProxy is the floor: httputil.ReverseProxy, SetURL and a fixed
-// bearer, with the upstream transport and buffer pool Cloakroom uses
-// (internal/proxy NewTransport and bufferPool, copied here so the
-// baseline does not move when the gateway's code does). It sets no
-// FlushInterval: small bodies with a known length are written at once.
+// bearer, built from the same pieces as Cloakroom's routes: the upstream
+// transport (proxy.NewTransport, with Cloakroom's default 30 s route
+// timeout) and the buffer pool (proxy.BufferPool). Like Cloakroom's, it
+// sets no FlushInterval: bodies of known length are written as they come.
 func newBareProxy(target *url.URL, token string) http.Handler {
-	bearer := "Bearer " + token
+	bearer := []string{"Bearer " + token}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.Out.Header.Set("Authorization", bearer)
+			pr.Out.Header["Authorization"] = bearer
 		},
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second, // Cloakroom's default apis[].timeout
-			ExpectContinueTimeout: time.Second,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConnsPerHost:   1024, // httpx.UpstreamIdlePerHost; no cap across hosts
-			ForceAttemptHTTP2:     true,
-		},
-		BufferPool: bufferPool{},
+		Transport:  proxy.NewTransport(30 * time.Second),
+		BufferPool: proxy.BufferPool{},
 	}
 }
-
-// bufferPool recycles ReverseProxy's 32 KiB copy buffers.
-type bufferPool struct{}
-
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 // serveOn serves h on addr with the server limits `cloakroom serve` uses,
 // prints "listening ADDR" once it accepts, and stops when ctx ends.

@@ -102,8 +102,12 @@ func (e *env) startTarget(ctx context.Context, name string, round int) (*instanc
 		in.cookie = sessionCookie + "=" + dummyTicket()
 		return in, nil
 	case targetBare:
+		tokenFile := filepath.Join(e.tmp, "bare-token")
+		if err := os.WriteFile(tokenFile, []byte(e.bearer), 0o600); err != nil {
+			return nil, err
+		}
 		p, addr, err := startProc("bareproxy", e.logDir, e.tmp, e.self, true,
-			"bareproxy", "--addr", "127.0.0.1:0", "--upstream", e.upURL+"/", "--token", e.bearer,
+			"bareproxy", "--addr", "127.0.0.1:0", "--upstream", e.upURL+"/", "--token-file", tokenFile,
 			fmt.Sprintf("--gc-floor=%v", e.opts.BareGCFloor))
 		if err != nil {
 			return nil, err

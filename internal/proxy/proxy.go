@@ -67,6 +67,7 @@ type Options struct {
 // New returns the handler for route rt.
 func New(rt Route, o Options) http.Handler {
 	h := &handler{rt: rt, o: o, log: o.Logger,
+		csrfKey: http.CanonicalHeaderKey(o.CSRFHeader),
 		fwdHost: []string{o.PublicURL.Host}, fwdProto: []string{o.PublicURL.Scheme}}
 	var tr http.RoundTripper = timed{NewTransport(rt.Timeout), rt.Prefix, o.OnUpstream}
 	if o.WrapTransport != nil {
@@ -77,7 +78,7 @@ func New(rt Route, o Options) http.Handler {
 		Transport:      tr,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
-		BufferPool:     bufferPool{},
+		BufferPool:     BufferPool{},
 		// SSE and unknown-length bodies are flushed after every write by
 		// ReverseProxy itself. Bodies of known length are copied as they
 		// arrive through the server's write buffer, with no flush timer
@@ -99,9 +100,10 @@ type handler struct {
 	o   Options
 	rp  *httputil.ReverseProxy
 	log *slog.Logger
-	// Header values fixed at startup, shared by every request. Header
-	// slices are never modified in place by net/http or by this package,
-	// only replaced, so sharing them is safe.
+	// Fixed at startup. Header slices are never modified in place by
+	// net/http or by this package, only replaced, so every request can
+	// share these.
+	csrfKey           string // CSRFHeader, canonical
 	fwdHost, fwdProto []string
 }
 
@@ -169,7 +171,7 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 
 	hd := out.Header
 	delete(hd, "Cookie")
-	hd.Del(h.o.CSRFHeader)
+	delete(hd, h.csrfKey)
 	delete(hd, "Authorization")
 	info := httpx.InfoOf(in.Context())
 	if info != nil && info.Bearer != "" {
