@@ -372,7 +372,7 @@ func TestUpstreamRequest(t *testing.T) {
 	r.Header.Set("X-Custom", "nope")
 	r.Header.Set("Traceparent", trace)
 	r.Header.Set("Tracestate", "vendor=x")
-	r = r.WithContext(httpx.WithRequestID(r.Context(), "req-123"))
+	r = r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{RequestID: "req-123"}))
 	w := httptest.NewRecorder()
 	mux.ServeHTTP(w, r)
 	wantOK(t, w)

@@ -137,11 +137,6 @@ func InfoOf(ctx context.Context) *Info {
 	return info
 }
 
-// WithRequestID returns ctx carrying a fresh Info with request id id.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return WithInfo(ctx, &Info{RequestID: id})
-}
-
 // RequestID returns the request id in ctx, or "".
 func RequestID(ctx context.Context) string {
 	if info := InfoOf(ctx); info != nil {

@@ -299,9 +299,9 @@ func (rt *Route) Token(r *http.Request) (string, error) {
 		if info := httpx.InfoOf(r.Context()); info != nil {
 			info.Session = s.Handle // for the access log: no second lookup
 		}
-	}
-	if err == nil && rt.policy != nil && !rt.policy.allows(r, s) {
-		return "", errForbidden
+		if rt.policy != nil && !rt.policy.allows(r, s) {
+			return "", errForbidden
+		}
 	}
 	if errors.Is(err, session.ErrNotFound) {
 		if rt.policy != nil && rt.mode != User && rt.mode != Exchange {

@@ -19,24 +19,6 @@ import (
 	"github.com/cloakroom/cloakroom/internal/session/sessiontest"
 )
 
-// The conformance suite again, without the cache and with one so small
-// that it evicts all the time.
-func TestConformanceNoCache(t *testing.T) {
-	sessiontest.Run(t, sessiontest.Options{
-		New: func(t *testing.T, clk *sessiontest.Clock) session.Store {
-			return open(t, Options{Path: dbPath(t), Now: clk.Now, CacheBytes: -1})
-		},
-	})
-}
-
-func TestConformanceTinyCache(t *testing.T) {
-	sessiontest.Run(t, sessiontest.Options{
-		New: func(t *testing.T, clk *sessiontest.Clock) session.Store {
-			return open(t, Options{Path: dbPath(t), Now: clk.Now, CacheBytes: 16 * 1024})
-		},
-	})
-}
-
 // peek returns key's cache entry, without the Store.
 func peek(s *Store, key string) (cached, bool) {
 	sh := s.cache.shard(key)

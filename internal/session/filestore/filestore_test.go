@@ -21,12 +21,21 @@ import (
 	"github.com/cloakroom/cloakroom/internal/session/sessiontest"
 )
 
+// The conformance suite with the default read cache, without one, and
+// with one so small that it evicts all the time.
 func TestConformance(t *testing.T) {
-	sessiontest.Run(t, sessiontest.Options{
-		New: func(t *testing.T, clk *sessiontest.Clock) session.Store {
-			return open(t, Options{Path: dbPath(t), Now: clk.Now})
-		},
-	})
+	for _, c := range []struct {
+		name  string
+		bytes int64
+	}{{"cache", 0}, {"nocache", -1}, {"tinycache", 16 * 1024}} {
+		t.Run(c.name, func(t *testing.T) {
+			sessiontest.Run(t, sessiontest.Options{
+				New: func(t *testing.T, clk *sessiontest.Clock) session.Store {
+					return open(t, Options{Path: dbPath(t), Now: clk.Now, CacheBytes: c.bytes})
+				},
+			})
+		})
+	}
 }
 
 func dbPath(t testing.TB) string { return filepath.Join(t.TempDir(), "sessions.db") }
@@ -454,18 +463,27 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
+// BenchmarkGet is one Get of a 2 KB value with the read cache warm, and
+// with it off (a bbolt read transaction each, as before the cache).
 func BenchmarkGet(b *testing.B) {
-	ctx := b.Context()
-	s := open(b, Options{Path: dbPath(b), SweepInterval: -1})
-	v := bytes.Repeat([]byte{0xa5}, 2048)
-	if err := s.Set(ctx, "key", v, time.Hour, "sub:a", "sid:b"); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Get(ctx, "key"); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name  string
+		bytes int64
+	}{{"cache", 0}, {"nocache", -1}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := b.Context()
+			s := open(b, Options{Path: dbPath(b), SweepInterval: -1, CacheBytes: c.bytes})
+			v := bytes.Repeat([]byte{0xa5}, 2048)
+			if err := s.Set(ctx, "key", v, time.Hour, "sub:a", "sid:b"); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Get(ctx, "key"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -480,23 +498,6 @@ func BenchmarkSet(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
-	}
-}
-
-// BenchmarkGetNoCache is BenchmarkGet with the cache off: every Get is a
-// bbolt read transaction, as before the cache.
-func BenchmarkGetNoCache(b *testing.B) {
-	ctx := b.Context()
-	s := open(b, Options{Path: dbPath(b), SweepInterval: -1, CacheBytes: -1})
-	v := bytes.Repeat([]byte{0xa5}, 2048)
-	if err := s.Set(ctx, "key", v, time.Hour, "sub:a", "sid:b"); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Get(ctx, "key"); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 
