@@ -100,6 +100,33 @@ type OIDC struct {
 	// acr_values, ...); the ones the gateway sets itself are refused.
 	// Default none.
 	AuthParams map[string]string `yaml:"auth_params"`
+	// UserInfo, when true, fetches the userinfo endpoint with the access
+	// token after login and after a refresh that brings a new ID token, and
+	// merges its claims (same sub) into the session's. Default false.
+	UserInfo bool `yaml:"userinfo"`
+	// ClockSkew is the leeway on exp, iat and nbf of ID and logout tokens.
+	// Default 60s; at most 5m.
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// ServiceClient, when set, is the client that gets client-credentials
+	// and exchanged tokens (token modes client, user_or_client, exchange).
+	// Default nil: the main client does.
+	ServiceClient *ServiceClient `yaml:"service_client"`
+}
+
+// ServiceClient is a second client at the same provider for
+// client-credentials and token-exchange grants, for providers that refuse
+// one client holding both the authorization code and the
+// client_credentials grant.
+type ServiceClient struct {
+	// ClientID is required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret or ClientSecretFile, as for the main client.
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// ClientAuth is as for the main client. Default client_secret_basic.
+	ClientAuth string `yaml:"client_auth"`
+	// PrivateKeyFile is as for the main client.
+	PrivateKeyFile string `yaml:"private_key_file"`
 }
 
 // Session configures cookies, timeouts and the store.
@@ -301,6 +328,7 @@ func Default() *Config {
 			Scopes:         []string{"openid", "profile", "email", "offline_access"},
 			CallbackPath:   "/bff/callback",
 			PostLogoutPath: "/",
+			ClockSkew:      60 * time.Second,
 		},
 		Session: Session{
 			Store:           "file:./cloakroom-sessions.db",

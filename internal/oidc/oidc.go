@@ -42,6 +42,13 @@ const ClockSkew = 2 * time.Minute
 // ErrNotReady is returned while discovery has not yet succeeded.
 var ErrNotReady = errors.New("identity provider discovery has not succeeded yet")
 
+// ErrUntrusted marks a provider answer that failed validation: a refreshed
+// ID token naming another issuer, subject or audience, an azp that is not
+// ours, a userinfo answer for another sub, a token type that was not asked
+// for. Such an answer cannot be trusted, so the session it was meant for
+// must end rather than retry. Errors wrap it with %w.
+var ErrUntrusted = errors.New("the provider's answer failed validation")
+
 // allowedAlgs are the only ID token signature algorithms accepted, whatever
 // the provider advertises: never "none", never HMAC (whose key would be the
 // client secret, shared by construction).

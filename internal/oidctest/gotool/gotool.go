@@ -1,0 +1,119 @@
+// Package gotool is TEST SUPPORT ONLY: it builds a Go program that the tests
+// run beside Cloakroom (an identity provider such as Ory Hydra or Dex) from a
+// module of its own under tools/<name>/ in the repository, and caches the
+// binary, so that a provider is compiled once per machine and version, not
+// once per test run.
+//
+// The cache lives in $CLOAKROOM_TOOL_CACHE, else in the user cache directory
+// (~/.cache/cloakroom-tools). A binary's file name holds a hash of the tool
+// module's go.mod and go.sum and the build tags, so a version bump rebuilds.
+// Concurrent test binaries that want the same tool wait for one build (an
+// flock on a file beside it).
+//
+// A build that fails fails the test: the provider tests are integration
+// tests, and CI must never pass them by skipping.
+package gotool
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildTimeout bounds one build: a provider with cgo SQLite on a 2-core
+// machine with a cold module cache takes several minutes.
+const buildTimeout = 20 * time.Minute
+
+// Build returns the path of the binary of package pkg, built in the tool
+// module tools/<name> with the given build tags.
+func Build(t testing.TB, name, pkg string, tags ...string) string {
+	t.Helper()
+	path, err := build(name, pkg, tags)
+	if err != nil {
+		t.Fatalf("build %s: %v", name, err)
+	}
+	return path
+}
+
+func build(name, pkg string, tags []string) (string, error) {
+	dir, err := toolDir(name)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	fmt.Fprintf(h, "\x00%s\x00%s", pkg, strings.Join(tags, ","))
+	cache := os.Getenv("CLOAKROOM_TOOL_CACHE")
+	if cache == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(uc, "cloakroom-tools")
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(cache, name+"-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	lock, err := os.OpenFile(bin+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil // another test binary built it while we waited
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	args := []string{"build", "-trimpath", "-o", bin + ".tmp"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+	cmd.Dir = dir
+	// The tool module is its own module; a workspace would mix it with ours.
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go %s in %s: %w\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return bin, os.Rename(bin+".tmp", bin)
+}
+
+// toolDir finds tools/<name> above the working directory (go test runs in
+// the package's directory).
+func toolDir(name string) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		p := filepath.Join(d, "tools", name)
+		if st, err := os.Stat(filepath.Join(p, "go.mod")); err == nil && !st.IsDir() {
+			return p, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no tools/%s/go.mod above %s", name, wd)
+		}
+	}
+}
