@@ -33,6 +33,7 @@ func TestDocsExamples(t *testing.T) {
 	}
 	t.Setenv("SESSION_KEY", "docs-example-session-key-0123456789abcdef")
 	t.Setenv("OIDC_CLIENT_SECRET", "docs-example-client-secret")
+	t.Setenv("OIDC_SERVICE_SECRET", "docs-example-service-secret")
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "dist"), 0o755); err != nil {
 		t.Fatal(err)
