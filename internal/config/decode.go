@@ -29,6 +29,8 @@ type meta struct {
 	// secretFromFile tells that OIDC.ClientSecret was read from
 	// OIDC.ClientSecretFile.
 	secretFromFile bool
+	// serviceSecretFromFile is the same for OIDC.ServiceClient.
+	serviceSecretFromFile bool
 	// adminFromFile tells that AdminToken was read from AdminTokenFile.
 	adminFromFile bool
 	warnings      []Problem

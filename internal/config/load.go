@@ -107,7 +107,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		d.value("", docs[0], reflect.ValueOf(cfg).Elem())
 	}
 	list := d.problems
-	list = append(list, cfg.readSecretFile()...)
+	list = append(list, cfg.readSecretFiles()...)
 	list = append(list, cfg.readAdminTokenFile()...)
 
 	// A key that did not decode keeps its default or stays empty; what
@@ -161,15 +161,25 @@ func syntaxProblem(err error, masks *masker) Problem {
 	return Problem{Msg: "invalid YAML: " + masks.restore(err.Error())}
 }
 
-// readSecretFile fills OIDC.ClientSecret from OIDC.ClientSecretFile unless
-// the file also gives a client_secret, which Validate reports.
-func (c *Config) readSecretFile() []Problem {
+// readSecretFiles fills the client secrets of oidc and oidc.service_client
+// from their client_secret_file.
+func (c *Config) readSecretFiles() []Problem {
 	o := &c.OIDC
-	if o.ClientSecretFile == "" || o.ClientSecret != "" {
+	list := c.readSecretFile("oidc.client_secret_file", o.ClientSecretFile, &o.ClientSecret, &c.meta.secretFromFile)
+	if sc := o.ServiceClient; sc != nil {
+		list = append(list, c.readSecretFile("oidc.service_client.client_secret_file", sc.ClientSecretFile, &sc.ClientSecret, &c.meta.serviceSecretFromFile)...)
+	}
+	return list
+}
+
+// readSecretFile fills *secret from file, the value of key, trailing
+// newlines trimmed, and sets *fromFile; it does nothing when there is no
+// file or the file also gives a secret, which Validate reports.
+func (c *Config) readSecretFile(key, file string, secret *string, fromFile *bool) []Problem {
+	if file == "" || *secret != "" {
 		return nil
 	}
-	const key = "oidc.client_secret_file"
-	b, err := os.ReadFile(o.ClientSecretFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return []Problem{{Line: c.line(key), Key: key, Msg: "cannot read the file: " + fsReason(err)}}
 	}
@@ -177,8 +187,8 @@ func (c *Config) readSecretFile() []Problem {
 	if s == "" {
 		return []Problem{{Line: c.line(key), Key: key, Msg: "the file is empty: put the client secret in it"}}
 	}
-	o.ClientSecret = s
-	c.meta.secretFromFile = true
+	*secret = s
+	*fromFile = true
 	return nil
 }
 

@@ -190,7 +190,11 @@ func (v *validator) oidc() {
 	if o.ClientID == "" {
 		v.errorf("oidc.client_id", "required: the client id registered with the IdP")
 	}
-	v.clientAuth()
+	v.clientAuth(clientKeys{
+		prefix: "oidc", secret: o.ClientSecret, secretFile: o.ClientSecretFile, auth: o.ClientAuth, keyFile: o.PrivateKeyFile,
+		fromFile: v.c.meta != nil && v.c.meta.secretFromFile, envVar: "OIDC_CLIENT_SECRET",
+	})
+	v.serviceClient()
 	if !slices.Contains(o.Scopes, "openid") {
 		v.errorf("oidc.scopes", "must include openid: e.g. [openid, profile, email, offline_access]")
 	}
@@ -219,38 +223,96 @@ var reservedAuthParams = []string{
 	"request", "request_uri",
 }
 
-func (v *validator) clientAuth() {
-	o := &v.c.OIDC
-	fromFile := v.c.meta != nil && v.c.meta.secretFromFile
-	secret := o.ClientSecret != "" && !fromFile
-	switch o.ClientAuth {
+// clientKeys are the authentication settings of one client: the main one
+// (prefix "oidc") or the service client ("oidc.service_client").
+type clientKeys struct {
+	prefix                            string
+	secret, secretFile, auth, keyFile string
+	// fromFile tells that secret was read from secretFile.
+	fromFile bool
+	// envVar is the variable the "required" message suggests.
+	envVar string
+}
+
+func (v *validator) clientAuth(k clientKeys) {
+	key := func(name string) string { return k.prefix + "." + name }
+	secret := k.secret != "" && !k.fromFile
+	switch k.auth {
 	case ClientSecretBasic, ClientSecretPost:
 	case PrivateKeyJWT:
-		if o.PrivateKeyFile == "" {
-			v.errorf("oidc.private_key_file", "required with client_auth private_key_jwt: the PEM file of the key registered with the IdP")
-		} else if _, err := os.Stat(o.PrivateKeyFile); err != nil {
-			v.errorf("oidc.private_key_file", "cannot read the file: %s", fsReason(err))
+		if k.keyFile == "" {
+			v.errorf(key("private_key_file"), "required with client_auth private_key_jwt: the PEM file of the key registered with the IdP")
+		} else if _, err := os.Stat(k.keyFile); err != nil {
+			v.errorf(key("private_key_file"), "cannot read the file: %s", fsReason(err))
 		}
 		if secret {
-			v.warnf("oidc.client_secret", "is not used with client_auth private_key_jwt: remove it")
+			v.warnf(key("client_secret"), "is not used with client_auth private_key_jwt: remove it")
 		}
-		if o.ClientSecretFile != "" {
-			v.warnf("oidc.client_secret_file", "is not used with client_auth private_key_jwt: remove it")
+		if k.secretFile != "" {
+			v.warnf(key("client_secret_file"), "is not used with client_auth private_key_jwt: remove it")
 		}
 		return
 	default:
-		v.errorf("oidc.client_auth", "%s is not a client authentication method: use client_secret_basic, client_secret_post or private_key_jwt", v.quote("oidc.client_auth", o.ClientAuth))
+		v.errorf(key("client_auth"), "%s is not a client authentication method: use client_secret_basic, client_secret_post or private_key_jwt", v.quote(key("client_auth"), k.auth))
 		return
 	}
 	switch {
-	case secret && o.ClientSecretFile != "":
-		v.errorf("oidc.client_secret_file", "set either client_secret or client_secret_file, not both: remove one")
-	case !secret && o.ClientSecretFile == "":
-		v.errorf("oidc.client_secret", "required: set client_secret (e.g. ${OIDC_CLIENT_SECRET}) or client_secret_file, or use client_auth: private_key_jwt")
+	case secret && k.secretFile != "":
+		v.errorf(key("client_secret_file"), "set either client_secret or client_secret_file, not both: remove one")
+	case !secret && k.secretFile == "":
+		v.errorf(key("client_secret"), "required: set client_secret (e.g. ${%s}) or client_secret_file, or use client_auth: private_key_jwt", k.envVar)
 	}
-	if o.PrivateKeyFile != "" {
-		v.warnf("oidc.private_key_file", "is used only with client_auth private_key_jwt: remove it")
+	if k.keyFile != "" {
+		v.warnf(key("private_key_file"), "is used only with client_auth private_key_jwt: remove it")
 	}
+}
+
+// serviceClient checks oidc.service_client, the second client that gets
+// client-credentials and exchanged tokens.
+func (v *validator) serviceClient() {
+	sc := v.c.OIDC.ServiceClient
+	if sc == nil {
+		return
+	}
+	const p = "oidc.service_client"
+	switch sc.ClientID {
+	case "":
+		v.errorf(p+".client_id", "required: the id of the second client registered with the IdP for client credentials and token exchange")
+	case v.c.OIDC.ClientID:
+		v.warnf(p+".client_id", "is oidc.client_id: register a second client, or remove service_client to let the main client get these tokens")
+	}
+	auth := sc.ClientAuth
+	if auth == "" {
+		auth = ClientSecretBasic
+	}
+	v.clientAuth(clientKeys{
+		prefix: p, secret: sc.ClientSecret, secretFile: sc.ClientSecretFile, auth: auth, keyFile: sc.PrivateKeyFile,
+		fromFile: v.c.meta != nil && v.c.meta.serviceSecretFromFile, envVar: "SERVICE_CLIENT_SECRET",
+	})
+	if !v.c.usesServiceClient() {
+		v.warnf(p, "is not used: no apis[] route or composite part has token client, user_or_client or exchange")
+	}
+}
+
+// usesServiceClient reports whether a route or composite part gets a token
+// the service client would: client-credentials or exchanged.
+func (c *Config) usesServiceClient() bool {
+	uses := func(mode string) bool {
+		return mode == TokenClient || mode == TokenUserOrClient || mode == TokenExchange
+	}
+	for _, a := range c.APIs {
+		if uses(a.Token) {
+			return true
+		}
+	}
+	for _, comp := range c.Composites {
+		for _, part := range comp.Parts {
+			if uses(part.Token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isSpaceOrControl(r rune) bool {
