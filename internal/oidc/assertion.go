@@ -1,0 +1,152 @@
+package oidc
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// ClientAssertionType is the client_assertion_type of a JWT client
+// assertion (RFC 7523 §2.2).
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Form parameter names of JWT client authentication (RFC 7521 §4.2).
+const (
+	ParamClientAssertionType = "client_assertion_type"
+	ParamClientAssertion     = "client_assertion"
+)
+
+// MaxAssertionLifetime is the longest a client assertion may live: SPEC
+// says exp is at most 60 s after iat.
+const MaxAssertionLifetime = 60 * time.Second
+
+// AssertionOptions configure ClientAssertions.
+type AssertionOptions struct {
+	// ClientID is iss and sub of every assertion, and the client_id
+	// parameter sent with it. Required.
+	ClientID string
+	// Audience is aud, a single string. Required. Cloakroom passes the
+	// issuer identifier: SPEC says so, the FAPI 2.0 Security Profile
+	// requires it (panva's oidc-provider in its FAPI 2.0 mode refuses
+	// anything else, and an array), and so does the draft revising RFC
+	// 7523. RFC 7523 §3 and OIDC Core §9 also allow the token endpoint's
+	// URL, which some providers want instead; a caller may pass that.
+	Audience string
+	// Lifetime is exp - iat: default and at most MaxAssertionLifetime.
+	Lifetime time.Duration
+	// Now is the clock of iat and exp; default time.Now.
+	Now func() time.Time
+}
+
+// ClientAssertions makes private_key_jwt client assertions (RFC 7523 §2.2
+// and §3, OIDC Core §9) for one client with SigningKeys. Each has
+//
+//   - header: alg (PS256 or ES256), kid, and typ "JWT". RFC 7523 says
+//     nothing of typ; "JWT" is RFC 7519 §5.1's value for a JWT, the one
+//     Entra ID's certificate-credential documentation shows, and panva's
+//     oidc-provider checks no typ on client assertions. The
+//     "client-authentication+jwt" type of the draft revising RFC 7523 is
+//     not sent: providers that predate the draft may refuse it.
+//   - claims: iss = sub = the client id, aud (one string), a fresh random
+//     jti (128 bits), iat, and exp = iat + Lifetime. No nbf: a provider
+//     whose clock is a little behind would refuse it, and RFC 7523 does
+//     not need it.
+//
+// A ClientAssertions is safe for concurrent use; it signs with the keys'
+// signer, parsed once.
+type ClientAssertions struct {
+	keys     *SigningKeys
+	clientID string
+	aud      string
+	life     time.Duration
+	now      func() time.Time
+}
+
+// NewClientAssertions checks opts and returns the assertion maker.
+func NewClientAssertions(keys *SigningKeys, opts AssertionOptions) (*ClientAssertions, error) {
+	if keys == nil {
+		return nil, errors.New("client assertions need a signing key")
+	}
+	if opts.ClientID == "" {
+		return nil, errors.New("client assertions need a client id")
+	}
+	if opts.Audience == "" {
+		return nil, errors.New("client assertions need an audience (the issuer)")
+	}
+	if opts.Lifetime == 0 {
+		opts.Lifetime = MaxAssertionLifetime
+	}
+	if opts.Lifetime < time.Second || opts.Lifetime > MaxAssertionLifetime {
+		return nil, fmt.Errorf("client assertion lifetime %s is not between 1s and %s", opts.Lifetime, MaxAssertionLifetime)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &ClientAssertions{keys: keys, clientID: opts.ClientID, aud: opts.Audience, life: opts.Lifetime, now: opts.Now}, nil
+}
+
+type assertionClaims struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"`
+	ID       string `json:"jti"`
+	IssuedAt int64  `json:"iat"`
+	Expiry   int64  `json:"exp"`
+}
+
+// Assertion returns a new signed client assertion.
+func (a *ClientAssertions) Assertion() (string, error) {
+	now := a.now()
+	payload, err := json.Marshal(assertionClaims{
+		Issuer:   a.clientID,
+		Subject:  a.clientID,
+		Audience: a.aud,
+		ID:       newJTI(),
+		IssuedAt: now.Unix(),
+		Expiry:   now.Add(a.life).Unix(),
+	})
+	if err != nil {
+		return "", fmt.Errorf("encode client assertion: %w", err)
+	}
+	jws, err := a.keys.assertion.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign client assertion: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// AddTo sets client_id, client_assertion_type and a new client_assertion
+// in v, the form of a call to the token, PAR, revocation or introspection
+// endpoint. client_id is optional with an assertion (RFC 7521 §4.2) but
+// harmless, and some providers (Entra ID) require it.
+func (a *ClientAssertions) AddTo(v url.Values) error {
+	s, err := a.Assertion()
+	if err != nil {
+		return err
+	}
+	v.Set("client_id", a.clientID)
+	v.Set(ParamClientAssertionType, ClientAssertionType)
+	v.Set(ParamClientAssertion, s)
+	return nil
+}
+
+// Params returns the form parameters AddTo sets.
+func (a *ClientAssertions) Params() (url.Values, error) {
+	v := make(url.Values, 3)
+	if err := a.AddTo(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// newJTI returns 128 random bits, base64url: a jti (RFC 7519 §4.1.7) no
+// other assertion or proof will have.
+func newJTI() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
