@@ -90,7 +90,9 @@ type Bearer interface {
 // change the host. An empty or missing value fails the part with 400 (401
 // for a claim when the caller is anonymous); so does a path value with a
 // dot segment or a backslash, since an upstream that decodes %2F before
-// routing would read it as leaving the base. The expanded path is joined
+// routing would read it as leaving the base, or with a "%" escape for a dot,
+// slash or backslash, or bytes that are not valid UTF-8, which an upstream
+// that decodes twice or leniently would read so. The expanded path is joined
 // to Upstream's path, treated as a directory, and checked again.
 type Part struct {
 	// Name is the part's key in the answer: not empty, no ".", not "_meta".
@@ -694,7 +696,7 @@ func (c *call) precheck(p *part) *failure {
 
 // value resolves one placeholder, unescaped; inPath says it stands in the
 // path, where it must not read as a dot segment once an upstream decodes
-// %2F, nor hold a backslash.
+// %2F, nor hold a backslash, nor anything httpx.CheckDecodedPath refuses.
 func (c *call) value(pc piece, inPath bool) (string, *failure) {
 	var v string
 	switch pc.src {
@@ -720,7 +722,7 @@ func (c *call) value(pc piece, inPath bool) (string, *failure) {
 			return "", &failure{status: http.StatusBadGateway, reason: fmt.Sprintf("no value at %s", pc.text)}
 		}
 	}
-	if inPath && strings.ContainsAny(v, "\\./") {
+	if inPath {
 		if err := checkDecodedPath(v); err != nil {
 			return "", badValue("the value for {%s} is not allowed: %v", sourceName(pc.src)+"."+pc.text, err)
 		}

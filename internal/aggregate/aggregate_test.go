@@ -235,7 +235,7 @@ func TestTemplateEscaping(t *testing.T) {
 		{query: "x=a/../../b"},
 		{query: "x=a%2Fb", wantPath: "/v1/items/a%2Fb/detail", wantQ: "a/b"},
 		{query: "x=a/b", wantPath: "/v1/items/a%2Fb/detail", wantQ: "a/b"},
-		{query: "x=a%252Fb", wantPath: "/v1/items/a%252Fb/detail", wantQ: "a%2Fb"},
+		{query: "x=a%252Fb"}, // the value "a%2Fb" would be sent as a%252Fb: a slash to a second decoding
 		{query: "x=a&b=c", wantPath: "/v1/items/a/detail", wantQ: "a"},
 		{query: "x=a%26b%3Dc", wantPath: "/v1/items/a&b=c/detail", wantQ: "a&b=c"},
 		{query: "x=a#b", wantPath: "/v1/items/a%23b/detail", wantQ: "a#b"},

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/cloakroom/cloakroom/internal/httpx"
 )
 
 // source says where a template piece takes its text from.
@@ -196,7 +198,12 @@ func isHex(c byte) bool {
 }
 
 // checkDecodedPath refuses what an upstream that decodes before routing
-// could read as leaving the base: dot segments and backslashes.
+// could read as leaving the base: dot segments and backslashes, and what
+// httpx.CheckDecodedPath refuses, the API proxy's rule: bytes that are not
+// valid UTF-8 (a value "\xc0\xae", from ?q=%c0%ae, would be sent as the
+// overlong %C0%AE) and escapes that a second decoding turns into a dot,
+// slash or backslash (a value "%2e%2e", from ?q=%252e%252e, would be sent
+// as %252e%252e).
 func checkDecodedPath(p string) error {
 	if strings.Contains(p, "\\") {
 		return errors.New("the path must not contain a backslash")
@@ -206,7 +213,7 @@ func checkDecodedPath(p string) error {
 			return errors.New("the path must not contain dot segments")
 		}
 	}
-	return nil
+	return httpx.CheckDecodedPath(p)
 }
 
 // lookup resolves one placeholder to its unescaped value; inPath says

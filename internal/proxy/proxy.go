@@ -142,21 +142,41 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // checkPath refuses paths that could leave the route's base once an
 // upstream decodes them: dot segments (also when percent-encoded, since
-// r.URL.Path is already decoded) and encoded slashes or backslashes.
+// r.URL.Path is already decoded), encoded slashes, backslashes and NULs,
+// and what httpx.CheckDecodedPath refuses: bytes that are not valid UTF-8
+// (the overlong %c0%ae) and escapes that survive the first decoding to
+// become a dot, slash or backslash in a second one (%252e, %25%32%66).
+// Ordinary paths pass without allocating.
 func checkPath(u *url.URL) error {
 	for seg := range strings.SplitSeq(u.Path, "/") {
 		if seg == "." || seg == ".." {
 			return errors.New("path must not contain dot segments")
 		}
 	}
-	if strings.Contains(u.Path, "\\") {
-		return errors.New("path must not contain a backslash")
+	// A NUL shows only in Path: RawPath is empty when it is the default
+	// encoding of Path, as "%00" is.
+	if strings.ContainsAny(u.Path, "\\\x00") {
+		return errors.New("path must not contain a backslash or NUL")
 	}
-	lower := strings.ToLower(u.RawPath)
-	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
+	if encodedSlash(u.RawPath) {
 		return errors.New("path must not contain encoded slashes")
 	}
-	return nil
+	return httpx.CheckDecodedPath(u.Path)
+}
+
+// encodedSlash reports whether raw holds %2F, in any case.
+func encodedSlash(raw string) bool {
+	for i := strings.IndexByte(raw, '%'); i >= 0 && i+2 < len(raw); {
+		if raw[i+1] == '2' && (raw[i+2] == 'f' || raw[i+2] == 'F') {
+			return true
+		}
+		j := strings.IndexByte(raw[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 func (h *handler) rewrite(pr *httputil.ProxyRequest) {
@@ -173,12 +193,14 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	delete(hd, "Cookie")
 	delete(hd, h.csrfKey)
 	delete(hd, "Authorization")
+	stripSpoofable(hd)
 	info := httpx.InfoOf(in.Context())
 	if info != nil && info.Bearer != "" {
 		hd["Authorization"] = []string{"Bearer " + info.Bearer}
 	}
 	// X-Forwarded-For: the client's address, after what a trusted proxy in
-	// front already recorded. ReverseProxy has removed the browser's own.
+	// front already recorded (read from the inbound request: the outbound
+	// copy has lost it with every other X-Forwarded-*).
 	if client, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 && h.trusted(in.RemoteAddr) {
 			client = strings.Join(prior, ", ") + ", " + client
