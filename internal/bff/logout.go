@@ -55,7 +55,9 @@ func (h *Handler) backchannel(w http.ResponseWriter, r *http.Request) error {
 		h.events.Logout("backchannel", "invalid_token")
 		return bad("invalid logout token", err)
 	}
-	ttl := time.Until(lt.Expiry) + oidc.ClockSkew
+	// A token is accepted until its Expiry plus the clock skew: its jti
+	// is kept at least that long.
+	ttl := time.Until(lt.Expiry) + h.oidc.ClockSkew()
 	first, err := h.sessions.FirstUse(r.Context(), h.locker, h.replay, h.oidc.Issuer()+"\x00"+lt.JTI, max(ttl, oidc.LogoutMaxAge))
 	if err != nil {
 		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}

@@ -51,6 +51,7 @@ func options(p *hostile.Provider, opts ...clientOpt) oidc.Options {
 		RedirectURL:  "http://127.0.0.1:1/bff/callback",
 		Scopes:       []string{"openid", "offline_access"},
 		HTTPClient:   oidc.NewHTTPClient(clientTimeout),
+		ClockSkew:    oidc.DefaultClockSkew,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -253,7 +254,7 @@ func TestExchangeRefusesBadIDTokens(t *testing.T) {
 			delete(c, "iss")
 		},
 		"expired": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) {
-			c["iat"], c["exp"] = unix(p, -10*time.Minute), unix(p, -time.Minute)
+			c["iat"], c["exp"] = unix(p, -10*time.Minute), unix(p, -5*time.Minute)
 		},
 		"missing exp": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) {
 			delete(c, "exp")
@@ -346,7 +347,7 @@ func TestExchangeAcceptsValidIDTokens(t *testing.T) {
 			c["aud"] = []string{p.ClientID}
 		},
 		"iat within the clock skew": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) {
-			c["iat"] = unix(p, time.Minute)
+			c["iat"] = unix(p, 30*time.Second)
 		},
 	}
 	for name, edit := range cases {
@@ -861,7 +862,7 @@ func TestRefresh(t *testing.T) {
 			p.TokenJSON = func(url.Values) map[string]any { return p.TokenResponse(raw) }
 		}, hostile.DefaultSubject, nil, result{}},
 		{"ID token expired", func(t *testing.T, p *hostile.Provider) {
-			raw := mintID(t, p, func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { c["exp"] = unix(p, -time.Minute) })
+			raw := mintID(t, p, func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { c["exp"] = unix(p, -5*time.Minute) })
 			p.TokenJSON = func(url.Values) map[string]any { return p.TokenResponse(raw) }
 		}, hostile.DefaultSubject, nil, result{}},
 		{"302 to the attacker", func(t *testing.T, p *hostile.Provider) {
@@ -922,6 +923,7 @@ func TestVerifyLogoutToken(t *testing.T) {
 		"typ logout+jwt": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) {
 			tk.Header = map[string]any{"typ": "logout+jwt"}
 		},
+		"missing exp (Ory Hydra v2.3.0)": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { delete(c, "exp") },
 	}
 	invalid := map[string]idEdit{
 		"wrong aud":   func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { c["aud"] = "another-client" },
@@ -929,9 +931,13 @@ func TestVerifyLogoutToken(t *testing.T) {
 		"wrong iss":   func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { c["iss"] = p.Attacker.URL },
 		"missing iss": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { delete(c, "iss") },
 		"expired": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) {
-			c["iat"], c["exp"] = unix(p, -5*time.Minute), unix(p, -time.Minute)
+			c["iat"], c["exp"] = unix(p, -5*time.Minute), unix(p, -3*time.Minute)
 		},
-		"missing exp": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { delete(c, "exp") },
+		"nonce null": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { c["nonce"] = nil },
+		"iat too old, no exp": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) {
+			delete(c, "exp")
+			c["iat"] = unix(p, -oidc.LogoutMaxAge-time.Minute)
+		},
 		"missing iat": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) { delete(c, "iat") },
 		"iat in the future": func(p *hostile.Provider, tk *hostile.Token, c map[string]any) {
 			c["iat"], c["exp"] = unix(p, time.Hour), unix(p, 2*time.Hour)

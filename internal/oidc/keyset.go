@@ -103,6 +103,7 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return nil, errors.New("signature does not verify")
 	}
 	if err := k.refetch(ctx, gen); err != nil {
+		noteKeySetTrouble(ctx, err)
 		return nil, err
 	}
 	keys, _ = k.cached()

@@ -36,8 +36,13 @@ import (
 // MaxBodyBytes bounds every response body read from the provider.
 const MaxBodyBytes = 1 << 20
 
-// ClockSkew is the tolerance for iat and exp checks.
-const ClockSkew = 2 * time.Minute
+// DefaultClockSkew is the leeway on exp, iat and nbf of ID and logout
+// tokens when Options.ClockSkew is negative.
+const DefaultClockSkew = 60 * time.Second
+
+// DefaultTokenType is the token_type token responses must carry when
+// Options.TokenType is empty.
+const DefaultTokenType = "Bearer"
 
 // ErrNotReady is returned while discovery has not yet succeeded.
 var ErrNotReady = errors.New("identity provider discovery has not succeeded yet")
@@ -80,6 +85,22 @@ type Options struct {
 	// Now is the clock of token checks and of the JWKS refetch limit;
 	// default time.Now.
 	Now func() time.Time
+	// ClockSkew is the leeway for a provider whose clock differs from
+	// ours: ID and logout tokens are accepted up to ClockSkew past exp,
+	// with iat and nbf up to ClockSkew in the future. Zero allows none;
+	// negative means DefaultClockSkew.
+	ClockSkew time.Duration
+	// TokenType is the token_type every token response must carry,
+	// compared without regard to case (RFC 6749 §5.1, §7.1): a response
+	// with another type, or none, is refused with ErrUntrusted. Default
+	// DefaultTokenType.
+	TokenType string
+	// OnClientAuthFailure, when set, is told each token request the
+	// provider refused because it did not accept the client's credentials
+	// (see IsClientAuthFailure), by grant: authorization_code,
+	// refresh_token, client_credentials or token_exchange. Each such
+	// refusal is also logged at error level.
+	OnClientAuthFailure func(grant string)
 }
 
 // Client talks to one provider.
@@ -113,6 +134,23 @@ func New(opts Options) *Client {
 		c.now = time.Now
 	}
 	return c
+}
+
+// ClockSkew is the leeway the client grants token times: Options.ClockSkew
+// with its default applied.
+func (c *Client) ClockSkew() time.Duration {
+	if c.opts.ClockSkew < 0 {
+		return DefaultClockSkew
+	}
+	return c.opts.ClockSkew
+}
+
+// tokenType is the token_type token responses must carry.
+func (c *Client) tokenType() string {
+	if c.opts.TokenType == "" {
+		return DefaultTokenType
+	}
+	return c.opts.TokenType
 }
 
 // defaultTimeout bounds a call to the provider when Options.HTTPClient does
@@ -256,7 +294,10 @@ func (c *Client) Discover(ctx context.Context) error {
 		verifier: gooidc.NewVerifier(c.opts.Issuer, newKeySet(meta.JWKSURL, c.hc, c.now), &gooidc.Config{
 			ClientID:             c.opts.ClientID,
 			SupportedSigningAlgs: algs,
-			Now:                  c.now,
+			// go-oidc has no leeway: checkTimes does exp and nbf, with
+			// the configured skew.
+			SkipExpiryCheck: true,
+			Now:             c.now,
 		}),
 		oauth: &oauth2.Config{
 			ClientID:     c.opts.ClientID,
@@ -408,7 +449,10 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 	}
 	tok, err := d.oauth.Exchange(c.ctx(ctx), code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return nil, fmt.Errorf("code exchange: %w", grantErr(err))
+		return nil, fmt.Errorf("code exchange: %w", c.refused(grantAuthorizationCode, grantErr(err)))
+	}
+	if err := c.checkTokenType(tok); err != nil {
+		return nil, fmt.Errorf("code exchange: %w", err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -425,7 +469,13 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 // Refresh uses a refresh token. A response without a new refresh token
 // keeps the old one; a new ID token must name subject (and is refused when
 // subject is empty).
-func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p TokenParams) (*Tokens, error) {
+//
+// An answer that fails validation (its token_type, its ID token) is
+// refused with an error wrapping ErrUntrusted, and the tokens it carried
+// are revoked, best effort, before Refresh returns: the rotated refresh
+// token must not outlive an answer nobody will use. The refresh token
+// that was passed in is the caller's to revoke.
+func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p TokenParams) (_ *Tokens, err error) {
 	d, err := c.get()
 	if err != nil {
 		return nil, err
@@ -434,12 +484,20 @@ func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p To
 	p.set(v)
 	tok, err := c.postToken(ctx, d, v)
 	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", c.refused(grantRefreshToken, err))
+	}
+	defer func() {
+		if errors.Is(err, ErrUntrusted) {
+			c.discard(ctx, tok)
+		}
+	}()
+	if err := c.checkTokenType(tok); err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
 	t := &Tokens{Subject: subject}
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
 		if subject == "" {
-			return nil, errors.New("refresh: no subject to compare the new id token with")
+			return nil, fmt.Errorf("refresh: no subject to compare the new id token with: %w", ErrUntrusted)
 		}
 		t, err = c.verifyIDToken(ctx, d, raw, "", subject)
 		if err != nil {
@@ -457,9 +515,6 @@ func fill(t *Tokens, tok *oauth2.Token) {
 	t.AccessToken = tok.AccessToken
 	t.RefreshToken = tok.RefreshToken
 	t.TokenType = tok.TokenType
-	if t.TokenType == "" {
-		t.TokenType = "Bearer"
-	}
 	t.Expiry = tok.Expiry
 	if t.Expiry.IsZero() {
 		t.Expiry = jwtExpiry(tok.AccessToken)
@@ -467,42 +522,6 @@ func fill(t *Tokens, tok *oauth2.Token) {
 	if s, _ := tok.Extra("scope").(string); s != "" {
 		t.Scopes = strings.Fields(s)
 	}
-}
-
-func (c *Client) verifyIDToken(ctx context.Context, d *discovered, raw, nonce, subject string) (*Tokens, error) {
-	idt, err := d.verifier.Verify(c.ctx(ctx), raw)
-	if err != nil {
-		return nil, fmt.Errorf("id token: %w", err)
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		return nil, fmt.Errorf("id token claims: %w", err)
-	}
-	now := c.now()
-	if idt.Subject == "" {
-		return nil, errors.New("id token: no sub")
-	}
-	if subject != "" && idt.Subject != subject {
-		return nil, errors.New("id token: subject changed on refresh")
-	}
-	if _, ok := claims["iat"]; !ok || idt.IssuedAt.IsZero() {
-		return nil, errors.New("id token: no iat")
-	}
-	if idt.IssuedAt.After(now.Add(ClockSkew)) {
-		return nil, errors.New("id token: issued in the future")
-	}
-	if nonce != "" && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
-		return nil, errors.New("id token: nonce mismatch")
-	}
-	if azp, ok := claims["azp"]; ok {
-		if s, _ := azp.(string); s != c.opts.ClientID {
-			return nil, errors.New("id token: azp is not our client id")
-		}
-	} else if len(idt.Audience) > 1 {
-		return nil, errors.New("id token: several audiences and no azp")
-	}
-	sid, _ := claims["sid"].(string)
-	return &Tokens{IDToken: raw, Subject: idt.Subject, SID: sid, Claims: claims}, nil
 }
 
 // Revoke revokes token at the provider's revocation endpoint (RFC 7009).
@@ -594,6 +613,9 @@ func (c *Client) ClientCredentials(ctx context.Context, p TokenParams) (*Tokens,
 	p.set(v)
 	tok, err := c.postToken(ctx, d, v)
 	if err != nil {
+		return nil, fmt.Errorf("client credentials: %w", c.refused(grantClientCredentials, err))
+	}
+	if err := c.checkTokenType(tok); err != nil {
 		return nil, fmt.Errorf("client credentials: %w", err)
 	}
 	t := &Tokens{}
@@ -624,6 +646,9 @@ func (c *Client) ExchangeToken(ctx context.Context, subjectToken string, p Token
 	p.set(v)
 	tok, err := c.postToken(ctx, d, v)
 	if err != nil {
+		return nil, fmt.Errorf("token exchange: %w", c.refused(grantTokenExchange, err))
+	}
+	if err := c.checkTokenType(tok); err != nil {
 		return nil, fmt.Errorf("token exchange: %w", err)
 	}
 	t := &Tokens{}

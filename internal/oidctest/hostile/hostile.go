@@ -98,6 +98,12 @@ type Provider struct {
 	Token http.HandlerFunc
 	// Revocation replaces the revocation endpoint (default: 200).
 	Revocation http.HandlerFunc
+	// Refresh replaces the token endpoint for refresh_token grants only
+	// (a dead refresh token, a bad refreshed ID token), so logins still
+	// work; it wins over Token. r.PostForm is already parsed.
+	Refresh http.HandlerFunc
+
+	flow flow // login attempts and revocations: flow.go
 
 	mu    sync.Mutex
 	hits  map[string]int
@@ -125,6 +131,7 @@ func New(t testing.TB) *Provider {
 	mux.HandleFunc("GET "+PathJWKS, p.jwks)
 	mux.HandleFunc("POST "+PathToken, p.token)
 	mux.HandleFunc("POST "+PathRevocation, p.revocation)
+	mux.HandleFunc("GET "+PathAuthorize, p.authorize)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found", "x_canary": Canary})
 	})
@@ -183,7 +190,8 @@ func (p *Provider) Reset() {
 	p.ClientID, p.ClientSecret, p.Now = DefaultClientID, DefaultClientSecret, time.Now
 	p.EditDiscovery, p.Discovery = nil, nil
 	p.Published, p.ExtraJWKs, p.JWKS = []*Key{p.RSA, p.EC}, nil, nil
-	p.TokenJSON, p.Token, p.Revocation = nil, nil, nil
+	p.TokenJSON, p.Token, p.Revocation, p.Refresh = nil, nil, nil, nil
+	p.flow.reset()
 	p.hits = map[string]int{}
 	p.forms = nil
 	p.Attacker.mu.Lock()
@@ -326,6 +334,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.forms = append(p.forms, r.PostForm)
 	h, build := p.Token, p.TokenJSON
+	if r.PostForm.Get("grant_type") == "refresh_token" && p.Refresh != nil {
+		h = p.Refresh
+	}
 	p.mu.Unlock()
 	if h != nil {
 		h(w, r)
@@ -333,7 +344,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if build == nil {
 		build = func(url.Values) map[string]any {
-			id, err := p.mint(Token{Claims: p.IDClaims()})
+			id, err := p.mint(Token{Claims: p.IDClaimsFor(r.PostForm)})
 			if err != nil {
 				panic("hostile: " + err.Error())
 			}
@@ -344,6 +355,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) revocation(w http.ResponseWriter, r *http.Request) {
+	p.flow.revoked(r)
 	p.mu.Lock()
 	h := p.Revocation
 	p.mu.Unlock()
