@@ -26,7 +26,17 @@
 //     authorization server: PAR required, only private_key_jwt and the mTLS
 //     methods, PS256/ES256/EdDSA only, and every client must have
 //     sender-constrained tokens (dpop_bound_access_tokens or
-//     tls_client_certificate_bound_access_tokens) or the start fails.
+//     tls_client_certificate_bound_access_tokens) or the start fails;
+//   - static clients are validated at start (the library waits for their
+//     first use), so a bad registration fails the start with its reason;
+//   - with a resource configured, every access token is a JWT for it
+//     (RFC 9068, with cnf when bound), else tokens are opaque.
+// The login page (devInteractions) accepts any login name and password; the
+// name becomes the "sub". A consent page follows it.
+//
+// oidc-provider 9.x names Node.js 22 LTS as its minimum and prints an
+// "Unsupported runtime" warning on Node.js 20; everything used here works
+// on 20 (the Go self-tests run on it).
 
 import * as crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
