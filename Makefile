@@ -11,6 +11,9 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 BROWSER_DIR := e2e/browser
 # npm ci writes this file last; it is older than the lock when node_modules is stale.
 NODE_STAMP := $(BROWSER_DIR)/node_modules/.package-lock.json
+# The FAPI 2.0 test provider (oidc-provider from npm), started by Go tests.
+OP_DIR := e2e/oidc-provider
+OP_STAMP := $(OP_DIR)/node_modules/.package-lock.json
 
 # Integration tests (real Chromium, real redis-server) fail instead of skip.
 export CLOAKROOM_REQUIRE_INTEGRATION := 1
@@ -23,7 +26,7 @@ test: deps fmt-check vet browser-check
 	@CLOAKROOM_FOOTPRINT_N=1000 $(GO) test -run '^$$' -bench . -benchtime=1x ./... > .bench-smoke.log 2>&1 || { cat .bench-smoke.log; exit 1; }
 	$(GO) test -race -count=1 ./...
 
-deps: deps-system $(NODE_STAMP)
+deps: deps-system $(NODE_STAMP) $(OP_STAMP)
 
 deps-system:
 	@pkgs=""; \
@@ -44,6 +47,10 @@ $(NODE_STAMP): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json | de
 	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund
 	@touch $@
 
+$(OP_STAMP): $(OP_DIR)/package.json $(OP_DIR)/package-lock.json | deps-system
+	npm ci --prefix $(OP_DIR) --no-audit --no-fund
+	@touch $@
+
 fmt-check:
 	@out=$$(find . -name '*.go' -not -path './$(BROWSER_DIR)/node_modules/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
 	if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
@@ -51,8 +58,8 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-browser-check: $(NODE_STAMP)
-	for f in $(BROWSER_DIR)/*.mjs; do node --check "$$f"; done
+browser-check: $(NODE_STAMP) $(OP_STAMP)
+	for f in $(BROWSER_DIR)/*.mjs $(OP_DIR)/*.mjs; do node --check "$$f"; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
