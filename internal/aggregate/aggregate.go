@@ -107,6 +107,10 @@ type Part struct {
 	// Timeout bounds this part, waiting for its dependencies included;
 	// zero means only the composite's deadline.
 	Timeout time.Duration
+	// Transport, when set, makes this part's call instead of
+	// Options.Transport: a part that uses an API route with TLS settings
+	// of its own (a CA, a client certificate) gets a transport with them.
+	Transport http.RoundTripper
 }
 
 // Composite is one aggregated endpoint.
@@ -614,7 +618,11 @@ func (h *handler) run(ctx context.Context, c *call, i int, decode bool) result {
 	if c.trace != "" {
 		hd.Set(headerTraceparent, c.trace)
 	}
-	resp, err := h.transport.RoundTrip(req)
+	tr := h.transport
+	if p.Transport != nil {
+		tr = p.Transport
+	}
+	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		return result{fail: upstreamFailure(ctx, err)}
 	}

@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"internal/session/redisstore":  {"internal/session"},
 	"internal/session/sessiontest": {"internal/session"},
 	"internal/redistest":           {},
+	"internal/tlstest":             {},
 	"internal/oidc":                {"internal/httpx"},
 	"internal/tokens":              {"internal/session", "internal/oidc", "internal/httpx"},
 	"internal/bff":                 {"internal/session", "internal/oidc", "internal/httpx", "internal/csrf", "internal/tokens"},
