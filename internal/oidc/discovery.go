@@ -19,6 +19,7 @@ type metadata struct {
 	JWKSURL    string   `json:"jwks_uri"`
 	EndSession string   `json:"end_session_endpoint"`
 	Revocation string   `json:"revocation_endpoint"`
+	UserInfo   string   `json:"userinfo_endpoint"` // checked by userInfoEndpoint
 	IssParam   bool     `json:"authorization_response_iss_parameter_supported"`
 	Algs       []string `json:"id_token_signing_alg_values_supported"`
 	PKCE       []string `json:"code_challenge_methods_supported"`

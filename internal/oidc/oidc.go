@@ -76,6 +76,10 @@ type Options struct {
 	Scopes                []string
 	// AuthParams are added to every authorization request.
 	AuthParams map[string]string
+	// UserInfo makes Exchange, and Refresh when the provider sends a new ID
+	// token, fetch the userinfo endpoint and merge its claims (see
+	// userinfo.go). Discovery then fails without a userinfo_endpoint.
+	UserInfo bool
 	// HTTPClient defaults to one built by NewHTTPClient. Whatever client is
 	// given, the Client uses a copy that follows no redirects, reads at most
 	// MaxBodyBytes of a body and times out (after 15s when it has no
@@ -112,10 +116,16 @@ type Client struct {
 
 	mu sync.RWMutex
 	d  *discovered // nil until discovery succeeded
+
+	// base, set by WithCredentials, is the client whose discovery this one
+	// reads; d is then unused.
+	base *Client
 }
 
 type discovered struct {
 	verifier      *gooidc.IDTokenVerifier
+	keys          *keySet // the verifier's, for signed userinfo answers
+	userInfo      string  // userinfo_endpoint; set when Options.UserInfo
 	oauth         *oauth2.Config
 	endSession    string
 	revocation    string
@@ -151,6 +161,39 @@ func (c *Client) tokenType() string {
 		return DefaultTokenType
 	}
 	return c.opts.TokenType
+}
+
+// Credentials identify a client at the provider's token endpoint.
+type Credentials struct {
+	ClientID     string
+	ClientSecret string
+	// ClientAuth is client_secret_basic (default) or client_secret_post.
+	ClientAuth string
+}
+
+// WithCredentials returns a client of the same provider that authenticates
+// as cr, for the grants a client makes for itself: ClientCredentials,
+// ExchangeToken and Revoke. It reads c's discovery (one discovery document,
+// one JWKS: it is ready when c is, and its Discover and Run discover for c)
+// and uses c's HTTP client, logger and clock. It signs no user in:
+// AuthCodeURL, Exchange and Refresh refuse.
+func (c *Client) WithCredentials(cr Credentials) *Client {
+	o := c.opts
+	o.ClientID, o.ClientSecret, o.ClientAuth = cr.ClientID, cr.ClientSecret, cr.ClientAuth
+	o.RedirectURL, o.PostLogoutRedirectURL, o.Scopes, o.AuthParams, o.UserInfo = "", "", nil, nil, false
+	return &Client{opts: o, hc: c.hc, log: c.log, now: c.now, base: c}
+}
+
+// errNoLogin is the answer of a WithCredentials client asked to sign a user
+// in: its discovery holds the other client's login configuration.
+var errNoLogin = errors.New("this client was made for client credentials and token exchange; it signs no user in")
+
+// login is get for the calls that sign a user in or keep a user's tokens.
+func (c *Client) login() (*discovered, error) {
+	if c.base != nil {
+		return nil, errNoLogin
+	}
+	return c.get()
 }
 
 // defaultTimeout bounds a call to the provider when Options.HTTPClient does
@@ -245,12 +288,18 @@ func (c *Client) ctx(ctx context.Context) context.Context {
 
 // Ready reports whether discovery has succeeded.
 func (c *Client) Ready() bool {
+	if c.base != nil {
+		return c.base.Ready()
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.d != nil
 }
 
 func (c *Client) get() (*discovered, error) {
+	if c.base != nil {
+		return c.base.get()
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.d == nil {
@@ -262,8 +311,12 @@ func (c *Client) get() (*discovered, error) {
 // Discover fetches the provider's metadata once. The discovered issuer must
 // equal Options.Issuer exactly; authorization_endpoint, token_endpoint and
 // jwks_uri must be absolute URLs, and every endpoint must use https when the
-// issuer does. A failed discovery keeps the previous metadata, if any.
+// issuer does. A failed discovery keeps the previous metadata, if any. A
+// client made by WithCredentials discovers for the client it came from.
 func (c *Client) Discover(ctx context.Context) error {
+	if c.base != nil {
+		return c.base.Discover(ctx)
+	}
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	meta, err := c.fetchMetadata(dctx)
@@ -285,13 +338,18 @@ func (c *Client) Discover(ctx context.Context) error {
 	if len(meta.PKCE) > 0 && !slices.Contains(meta.PKCE, "S256") {
 		return fmt.Errorf("discovery at %q: provider does not support PKCE S256", c.opts.Issuer)
 	}
+	userInfo, err := c.userInfoEndpoint(meta)
+	if err != nil {
+		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
+	}
 	ep := oauth2.Endpoint{AuthURL: meta.AuthURL, TokenURL: meta.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}
 	if c.opts.ClientAuth == "client_secret_post" {
 		ep.AuthStyle = oauth2.AuthStyleInParams
 	}
+	// Our own key set, not go-oidc's remote one: see keySet.
+	keys := newKeySet(meta.JWKSURL, c.hc, c.now)
 	d := &discovered{
-		// Our own key set, not go-oidc's remote one: see keySet.
-		verifier: gooidc.NewVerifier(c.opts.Issuer, newKeySet(meta.JWKSURL, c.hc, c.now), &gooidc.Config{
+		verifier: gooidc.NewVerifier(c.opts.Issuer, keys, &gooidc.Config{
 			ClientID:             c.opts.ClientID,
 			SupportedSigningAlgs: algs,
 			// go-oidc has no leeway: checkTimes does exp and nbf, with
@@ -299,6 +357,8 @@ func (c *Client) Discover(ctx context.Context) error {
 			SkipExpiryCheck: true,
 			Now:             c.now,
 		}),
+		keys:     keys,
+		userInfo: userInfo,
 		oauth: &oauth2.Config{
 			ClientID:     c.opts.ClientID,
 			ClientSecret: c.opts.ClientSecret,
@@ -349,7 +409,7 @@ type AuthRequest struct {
 
 // AuthCodeURL is where the browser goes to sign in.
 func (c *Client) AuthCodeURL(a AuthRequest) (string, error) {
-	d, err := c.get()
+	d, err := c.login()
 	if err != nil {
 		return "", err
 	}
@@ -396,10 +456,17 @@ type Tokens struct {
 	// own exp when it is a JWT, else zero.
 	Expiry time.Time
 	Scopes []string
-	// From the verified ID token.
+	// From the verified ID token, with the userinfo answer's claims merged
+	// in when Options.UserInfo is set.
 	Subject string
 	SID     string
 	Claims  map[string]any
+	// UserInfoMissed is set by a Refresh whose userinfo call failed for a
+	// reason that puts neither the tokens nor the user in doubt (provider
+	// down, timeout): Claims then hold the new ID token's claims only, and
+	// the session should keep the userinfo claims it had (tokens.Apply
+	// does).
+	UserInfoMissed bool
 }
 
 // GrantError is an OAuth error answer from the token endpoint.
@@ -439,7 +506,7 @@ func grantErr(err error) error {
 // as it is passed. Single use is the caller's job: keep the nonce with the
 // state of one login attempt and forget both at the callback.
 func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*Tokens, error) {
-	d, err := c.get()
+	d, err := c.login()
 	if err != nil {
 		return nil, err
 	}
@@ -463,6 +530,10 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 		return nil, err
 	}
 	fill(t, tok)
+	if err := c.addUserInfo(ctx, d, t, false); err != nil {
+		c.discard(ctx, tok) // no login: its tokens must not outlive it
+		return nil, fmt.Errorf("code exchange: %w", err)
+	}
 	return t, nil
 }
 
@@ -470,13 +541,14 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 // keeps the old one; a new ID token must name subject (and is refused when
 // subject is empty).
 //
-// An answer that fails validation (its token_type, its ID token) is
+// An answer that fails validation (its token_type, its ID token, the
+// userinfo answer for it) is
 // refused with an error wrapping ErrUntrusted, and the tokens it carried
 // are revoked, best effort, before Refresh returns: the rotated refresh
 // token must not outlive an answer nobody will use. The refresh token
 // that was passed in is the caller's to revoke.
 func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p TokenParams) (_ *Tokens, err error) {
-	d, err := c.get()
+	d, err := c.login()
 	if err != nil {
 		return nil, err
 	}
@@ -505,6 +577,9 @@ func (c *Client) Refresh(ctx context.Context, refreshToken, subject string, p To
 		}
 	}
 	fill(t, tok)
+	if err := c.addUserInfo(ctx, d, t, true); err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
 	if t.RefreshToken == "" {
 		t.RefreshToken = refreshToken
 	}

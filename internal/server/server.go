@@ -116,6 +116,9 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if cfg.OIDC.ClientAuth == "private_key_jwt" {
 		return nil, errors.New("oidc.client_auth: private_key_jwt is not supported yet; use client_secret_basic or client_secret_post")
 	}
+	if sc := cfg.OIDC.ServiceClient; sc != nil && sc.ClientAuth == config.PrivateKeyJWT {
+		return nil, errors.New("oidc.service_client.client_auth: private_key_jwt is not supported yet; use client_secret_basic or client_secret_post")
+	}
 	store, cookieMode := o.store, cfg.Session.Store == "cookie"
 	if store == nil && !cookieMode {
 		if store, err = openStore(cfg.Session, o.Now, log); err != nil {
@@ -166,6 +169,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		PostLogoutRedirectURL: pub.String() + postLogout,
 		Scopes:                cfg.OIDC.Scopes,
 		AuthParams:            cfg.OIDC.AuthParams,
+		UserInfo:              cfg.OIDC.UserInfo,
 		HTTPClient:            o.HTTPClient,
 		Logger:                log,
 		Now:                   o.Now,
@@ -193,9 +197,14 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if !ok {
 		locker = &session.LocalLocker{Now: o.Now} // cookie mode: refreshes are shared within this process
 	}
+	service := oc // client-credentials and exchanged tokens
+	if sc := cfg.OIDC.ServiceClient; sc != nil {
+		service = oc.WithCredentials(oidc.Credentials{ClientID: sc.ClientID, ClientSecret: sc.ClientSecret, ClientAuth: sc.ClientAuth})
+	}
 	src := tokens.New(tokens.Options{
 		Sessions:      sessions,
 		OIDC:          oc,
+		Service:       service,
 		Locker:        locker,
 		RefreshBefore: cfg.Session.RefreshBefore,
 		RefreshParams: oidc.TokenParams{Resource: cfg.OIDC.AuthParams["resource"], Audience: cfg.OIDC.AuthParams["audience"]},

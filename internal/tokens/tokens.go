@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -70,7 +71,13 @@ const (
 // Options configure a Source.
 type Options struct {
 	Sessions *session.Manager
-	OIDC     *oidc.Client
+	// OIDC refreshes and revokes users' tokens.
+	OIDC *oidc.Client
+	// Service gets the client-credentials and exchanged tokens (modes
+	// client, user_or_client without a session, exchange): a second client
+	// at the same provider (oidc.Client.WithCredentials), for providers that
+	// refuse one client both grants. Default OIDC.
+	Service *oidc.Client
 	// Locker serialises refreshes of one session across every process
 	// sharing the store.
 	Locker session.Locker
@@ -97,6 +104,7 @@ type Options struct {
 type Source struct {
 	sessions      *session.Manager
 	oidc          *oidc.Client
+	service       *oidc.Client
 	locker        session.Locker
 	refreshBefore time.Duration
 	timeout       time.Duration
@@ -146,6 +154,7 @@ func New(o Options) *Source {
 	s := &Source{
 		sessions:      o.Sessions,
 		oidc:          o.OIDC,
+		service:       o.Service,
 		locker:        o.Locker,
 		refreshBefore: o.RefreshBefore,
 		timeout:       o.RefreshTimeout,
@@ -157,6 +166,9 @@ func New(o Options) *Source {
 		backoff:       make(map[string]backoff),
 		cache:         make(map[string]cachedTok),
 		recent:        make(map[string]recentRefresh),
+	}
+	if s.service == nil {
+		s.service = s.oidc
 	}
 	if s.refreshBefore < 0 {
 		s.refreshBefore = DefaultRefreshBefore
@@ -496,7 +508,9 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 
 // Apply copies fresh tokens into sess. A response without a refresh token
 // keeps the old one; one without an ID token keeps the old ID token and
-// claims. An unknown expiry counts as DefaultLifetime.
+// claims; one whose userinfo call was missed (t.UserInfoMissed) lays the
+// new ID token's claims over the old claims. An unknown expiry counts as
+// DefaultLifetime.
 func Apply(sess *session.Session, t *oidc.Tokens, now time.Time) {
 	sess.AccessToken = t.AccessToken
 	sess.TokenType = t.TokenType
@@ -510,7 +524,14 @@ func Apply(sess *session.Session, t *oidc.Tokens, now time.Time) {
 	}
 	if t.IDToken != "" {
 		sess.IDToken = t.IDToken
-		sess.Claims = t.Claims
+		if t.UserInfoMissed {
+			claims := make(map[string]any, len(sess.Claims)+len(t.Claims))
+			maps.Copy(claims, sess.Claims)
+			maps.Copy(claims, t.Claims)
+			sess.Claims = claims
+		} else {
+			sess.Claims = t.Claims
+		}
 		if t.SID != "" {
 			sess.IdPSessionID = t.SID
 		}
@@ -661,7 +682,7 @@ func (s *Source) fetch(ctx context.Context, key string, get func(context.Context
 
 func (s *Source) clientToken(ctx context.Context, rt *Route) (string, error) {
 	return s.fetch(ctx, "client|"+rt.key, func(ctx context.Context) (*oidc.Tokens, error) {
-		return s.oidc.ClientCredentials(ctx, rt.params)
+		return s.service.ClientCredentials(ctx, rt.params)
 	})
 }
 
@@ -670,7 +691,7 @@ func (s *Source) clientToken(ctx context.Context, rt *Route) (string, error) {
 func (s *Source) exchange(ctx context.Context, rt *Route, userToken string) (string, error) {
 	h := sha256.Sum256([]byte(userToken))
 	return s.fetch(ctx, "exchange|"+hex.EncodeToString(h[:])+"|"+rt.key, func(ctx context.Context) (*oidc.Tokens, error) {
-		return s.oidc.ExchangeToken(ctx, userToken, rt.params)
+		return s.service.ExchangeToken(ctx, userToken, rt.params)
 	})
 }
 

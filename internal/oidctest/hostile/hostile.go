@@ -43,6 +43,7 @@ const (
 	DefaultClientSecret = "hostile-client-secret-9c1e"
 	DefaultSubject      = "alice"
 	DefaultNonce        = "hostile-nonce-4b7d"
+	DefaultEmail        = "alice@hostile.example"
 )
 
 // Canary is part of every body the provider and the attacker write: the
@@ -57,6 +58,7 @@ const (
 	PathJWKS       = "/jwks"
 	PathRevocation = "/revoke"
 	PathEndSession = "/logout"
+	PathUserInfo   = "/userinfo"
 )
 
 // Provider is a running hostile provider.
@@ -98,6 +100,16 @@ type Provider struct {
 	Token http.HandlerFunc
 	// Revocation replaces the revocation endpoint (default: 200).
 	Revocation http.HandlerFunc
+	// UserInfoClaims are the claims the userinfo endpoint answers for the
+	// request's bearer token; default UserInfoDefaults. The endpoint
+	// answers 401 to a request without a bearer token.
+	UserInfoClaims func(accessToken string) map[string]any
+	// UserInfoSigned makes the userinfo endpoint answer those claims as a
+	// JWS (application/jwt, OIDC Core §5.3.2) signed with the RSA key, as
+	// they are: add iss and aud to them for a complete signed answer.
+	UserInfoSigned bool
+	// UserInfo replaces the userinfo endpoint (500, hang, odd types).
+	UserInfo http.HandlerFunc
 	// Refresh replaces the token endpoint for refresh_token grants only
 	// (a dead refresh token, a bad refreshed ID token), so logins still
 	// work; it wins over Token. r.PostForm is already parsed.
@@ -105,10 +117,11 @@ type Provider struct {
 
 	flow flow // login attempts and revocations: flow.go
 
-	mu    sync.Mutex
-	hits  map[string]int
-	forms []url.Values
-	done  chan struct{}
+	mu      sync.Mutex
+	hits    map[string]int
+	forms   []url.Values
+	bearers []string // of userinfo requests
+	done    chan struct{}
 }
 
 // New starts a provider and its attacker; both stop when the test ends.
@@ -132,6 +145,7 @@ func New(t testing.TB) *Provider {
 	mux.HandleFunc("POST "+PathToken, p.token)
 	mux.HandleFunc("POST "+PathRevocation, p.revocation)
 	mux.HandleFunc("GET "+PathAuthorize, p.authorize)
+	mux.HandleFunc(PathUserInfo, p.userInfo)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found", "x_canary": Canary})
 	})
@@ -192,6 +206,8 @@ func (p *Provider) Reset() {
 	p.Published, p.ExtraJWKs, p.JWKS = []*Key{p.RSA, p.EC}, nil, nil
 	p.TokenJSON, p.Token, p.Revocation, p.Refresh = nil, nil, nil, nil
 	p.flow.reset()
+	p.UserInfoClaims, p.UserInfoSigned, p.UserInfo = nil, false, nil
+	p.bearers = nil
 	p.hits = map[string]int{}
 	p.forms = nil
 	p.Attacker.mu.Lock()
@@ -205,6 +221,7 @@ func (p *Provider) ResetCounts() {
 	defer p.mu.Unlock()
 	p.hits = map[string]int{}
 	p.forms = nil
+	p.bearers = nil
 }
 
 // DiscoveryDocument is the default discovery document.
@@ -216,6 +233,7 @@ func (p *Provider) DiscoveryDocument() map[string]any {
 		"jwks_uri":                                       p.URL + PathJWKS,
 		"revocation_endpoint":                            p.URL + PathRevocation,
 		"end_session_endpoint":                           p.URL + PathEndSession,
+		"userinfo_endpoint":                              p.URL + PathUserInfo,
 		"response_types_supported":                       []string{"code"},
 		"subject_types_supported":                        []string{"public"},
 		"id_token_signing_alg_values_supported":          []string{"RS256", "ES256"},
@@ -365,6 +383,50 @@ func (p *Provider) revocation(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 	w.WriteHeader(http.StatusOK)
+}
+
+// UserInfoDefaults are the claims of a default userinfo answer: sub
+// DefaultSubject, email DefaultEmail and the Canary.
+func (p *Provider) UserInfoDefaults() map[string]any {
+	return map[string]any{"sub": DefaultSubject, "email": DefaultEmail, "x_canary": Canary}
+}
+
+// UserInfoBearers are the bearer tokens of all userinfo requests so far.
+func (p *Provider) UserInfoBearers() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.bearers...)
+}
+
+func (p *Provider) userInfo(w http.ResponseWriter, r *http.Request) {
+	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	p.mu.Lock()
+	p.bearers = append(p.bearers, bearer)
+	h, build, signed := p.UserInfo, p.UserInfoClaims, p.UserInfoSigned
+	p.mu.Unlock()
+	if h != nil {
+		h(w, r)
+		return
+	}
+	if bearer == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_token", "x_canary": Canary})
+		return
+	}
+	claims := p.UserInfoDefaults()
+	if build != nil {
+		claims = build(bearer)
+	}
+	if !signed {
+		writeJSON(w, http.StatusOK, claims)
+		return
+	}
+	jws, err := p.mint(Token{Claims: claims})
+	if err != nil {
+		panic("hostile: " + err.Error())
+	}
+	w.Header().Set("Content-Type", "application/jwt")
+	_, _ = io.WriteString(w, jws)
 }
 
 // Hang answers nothing until the client gives up or the test ends.
