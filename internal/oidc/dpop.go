@@ -43,8 +43,9 @@ const MaxDPoPNonceBytes = 1024
 const dpopKeyP256 = 0x01
 
 // DPoPKey is a session's DPoP key: ECDSA on P-256, signing ES256 (RFC 9449
-// §4.2 lets the client choose; ES256 is the algorithm every provider and
-// WebCrypto support, and its proofs are the smallest and cheapest).
+// §4.2 lets the client choose; ES256 is the one algorithm every
+// DPoP-capable provider accepts, where EdDSA is not yet universal, and it
+// signs far faster than RSA).
 //
 // It is parsed once per key: the public JWK of the proof header is encoded
 // when the key is made or unmarshalled, and the go-jose signer is reused,

@@ -30,7 +30,7 @@ var ErrInvalidDPoPProof = errors.New("invalid DPoP proof")
 var ErrUseDPoPNonce = errors.New("DPoP proof lacks the current nonce")
 
 // DPoPAlgorithms are the proof signature algorithms VerifyDPoPProof accepts
-// at most: ES256 (WebCrypto's ECDSA P-256, what every client uses), PS256
+// at most: ES256 (WebCrypto's ECDSA P-256, the most common), PS256
 // and RS256 (WebCrypto's RSA-PSS and RSASSA-PKCS1-v1_5, 2048 bits or more),
 // EdDSA (Ed25519, which WebCrypto now offers too). Never none, never HMAC, nothing
 // a browser cannot make with a non-extractable key. The FAPI 2.0 profile
