@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,10 @@ type Route struct {
 	Methods []string
 	// MaxBodyBytes bounds the request body (else 413); zero means none.
 	MaxBodyBytes int64
+	// TLS, when set, is the route's client TLS configuration (LoadTLS):
+	// its roots, client certificate and server name. Nil means the system
+	// roots and no client certificate.
+	TLS *tls.Config
 }
 
 // Options are shared by every route.
@@ -64,12 +69,20 @@ type Options struct {
 	Logger        *slog.Logger
 }
 
-// New returns the handler for route rt.
+// New returns the handler for route rt. The handler has the method
+// CloseIdleConnections, as http.Client has: it closes the idle
+// connections of the route's transport, which the server does for the
+// routes a reload replaced, so no connection opened with an old client
+// certificate waits for reuse.
 func New(rt Route, o Options) http.Handler {
 	h := &handler{rt: rt, o: o, log: o.Logger,
 		csrfKey: http.CanonicalHeaderKey(o.CSRFHeader),
 		fwdHost: []string{o.PublicURL.Host}, fwdProto: []string{o.PublicURL.Scheme}}
-	var tr http.RoundTripper = timed{NewTransport(rt.Timeout), rt.Prefix, o.OnUpstream}
+	h.transport = NewTransport(rt.Timeout)
+	if rt.TLS != nil {
+		h.transport.TLSClientConfig = rt.TLS.Clone() // the transport adds its ALPN protocols to it
+	}
+	var tr http.RoundTripper = timed{h.transport, rt.Prefix, o.OnUpstream}
 	if o.WrapTransport != nil {
 		tr = o.WrapTransport(tr)
 	}
@@ -96,16 +109,20 @@ func NewTransport(responseHeader time.Duration) *http.Transport {
 }
 
 type handler struct {
-	rt  Route
-	o   Options
-	rp  *httputil.ReverseProxy
-	log *slog.Logger
+	rt        Route
+	o         Options
+	rp        *httputil.ReverseProxy
+	transport *http.Transport
+	log       *slog.Logger
 	// Fixed at startup. Header slices are never modified in place by
 	// net/http or by this package, only replaced, so every request can
 	// share these.
 	csrfKey           string // CSRFHeader, canonical
 	fwdHost, fwdProto []string
 }
+
+// CloseIdleConnections closes the route's idle upstream connections.
+func (h *handler) CloseIdleConnections() { h.transport.CloseIdleConnections() }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := checkPath(r.URL); err != nil {
