@@ -3,8 +3,8 @@
 // lists every problem with its line. Nothing below internal/server imports it.
 //
 // Relative paths (frontend.dir, oidc.client_secret_file,
-// oidc.private_key_file, a file: session store) are relative to the working
-// directory of the process, not to the file.
+// oidc.private_key_file, the files of apis[].tls, a file: session store)
+// are relative to the working directory of the process, not to the file.
 package config
 
 import (
@@ -258,6 +258,29 @@ type API struct {
 	// MaxBodyBytes bounds a request body; larger ones get 413. Default
 	// 10485760 (10 MiB); 0 means no limit.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// TLS is how the gateway meets an https upstream: its CA, the client
+	// certificate it presents (mutual TLS), the name it checks. Composite
+	// parts that name this route use it too. Default nil: the system
+	// roots, no client certificate.
+	TLS *UpstreamTLS `yaml:"tls"`
+}
+
+// UpstreamTLS names the files of an upstream's TLS settings. They must be
+// readable PEM when the file is checked, and are read again by every
+// reload (SIGHUP), which is how a renewed certificate is taken up.
+type UpstreamTLS struct {
+	// CAFile holds the CA certificates the upstream's certificate must
+	// chain to. When set, they replace the system roots for this route.
+	CAFile string `yaml:"ca_file"`
+	// CertFile is the client certificate (leaf first, then intermediates)
+	// and KeyFile its unencrypted private key, presented to the upstream.
+	// Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the host name (or IP address) the upstream's
+	// certificate must hold, and the SNI sent. Default the upstream URL's
+	// host.
+	ServerName string `yaml:"server_name"`
 }
 
 // Require is an authorization policy; a request that fails it gets 403.

@@ -16,7 +16,8 @@ import (
 // by line; nil when there is nothing to say. Lines are those of the file c
 // was parsed from, 0 for a key the file does not hold or a Config made in
 // code. Besides the values it looks at the file system: frontend.dir must
-// be a directory and oidc.private_key_file must exist.
+// be a directory, oidc.private_key_file must exist, and the files of
+// apis[].tls must parse.
 func (c *Config) Validate() []Problem {
 	v := &validator{c: c}
 	v.addresses()
@@ -569,6 +570,7 @@ func (v *validator) apis() {
 		if a.Require != nil {
 			v.require(p+".require", a.Require, a.Path)
 		}
+		v.upstreamTLS(p, a)
 	}
 }
 
