@@ -24,36 +24,39 @@ import (
 // access token is bound to the key: its cnf.jkt is DPoPKey.JKT.
 func TestClientAssertionAndDPoPAgainstOIDCProvider(t *testing.T) {
 	const resource = "https://api.example.test"
-	for _, tc := range []struct {
-		name string
-		key  []byte
+	clients := []struct {
+		id   string
+		keys *oidc.SigningKeys
 	}{
-		{"ES256", pkcs8(t, ecKey256())},
-		{"PS256", pkcs8(t, rsaKey2048())},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			keys, err := oidc.ParseSigningKeys("client.key", tc.key)
+		{"svc-es256", mustKeys(t, pkcs8(t, ecKey256()))},
+		{"svc-ps256", mustKeys(t, pkcs8(t, rsaKey2048()))},
+	}
+	opts := nodeop.Options{
+		FAPI2: true, PAR: true, DPoP: true, DPoPNonce: true, ClientCredentials: true,
+		Resource: resource, ResourceScope: "api",
+	}
+	for _, c := range clients {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(c.keys.PublicJWKS(), &set); err != nil {
+			t.Fatal(err)
+		}
+		opts.Clients = append(opts.Clients, nodeop.Client{
+			ClientID: c.id, TokenEndpointAuthMethod: "private_key_jwt", JWKS: &set,
+			DPoPBoundAccessTokens: true,
+			GrantTypes:            []string{"authorization_code", "client_credentials"},
+			RedirectURIs:          []string{"https://app.example.test/bff/callback"},
+		})
+	}
+	// One provider for both clients: starting one takes seconds.
+	p := nodeop.Start(t, opts)
+	for _, c := range clients {
+		t.Run(c.keys.Algorithm(), func(t *testing.T) {
+			assertions, err := oidc.NewClientAssertions(c.keys, oidc.AssertionOptions{ClientID: c.id, Audience: p.Issuer})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var set jose.JSONWebKeySet
-			if err := json.Unmarshal(keys.PublicJWKS(), &set); err != nil {
-				t.Fatal(err)
-			}
-			p := nodeop.Start(t, nodeop.Options{
-				FAPI2: true, PAR: true, DPoP: true, DPoPNonce: true, ClientCredentials: true,
-				Resource: resource, ResourceScope: "api",
-				Clients: []nodeop.Client{{
-					ClientID: "svc", TokenEndpointAuthMethod: "private_key_jwt", JWKS: &set,
-					DPoPBoundAccessTokens: true,
-					GrantTypes:            []string{"authorization_code", "client_credentials"},
-					RedirectURIs:          []string{"https://app.example.test/bff/callback"},
-				}},
-			})
-			assertions, err := oidc.NewClientAssertions(keys, oidc.AssertionOptions{ClientID: "svc", Audience: p.Issuer})
-			if err != nil {
-				t.Fatal(err)
-			}
+			// Each client its own DPoP key and nonce memory, as each
+			// session has its own key.
 			dpop := newDPoPKey(t)
 			nonces := oidc.NewNonceCache(0)
 			hc := p.CA.HTTPClient(t)
@@ -135,6 +138,15 @@ func TestClientAssertionAndDPoPAgainstOIDCProvider(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustKeys(t *testing.T, data []byte) *oidc.SigningKeys {
+	t.Helper()
+	keys, err := oidc.ParseSigningKeys("client.key", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // tokenJKT returns the cnf.jkt claim of a JWT access token, unverified:
