@@ -289,6 +289,19 @@ func TestDexFlow(t *testing.T) {
 	if tr, err := e.p.Refresh(t.Context(), rt2); err != nil || tr.Status != http.StatusOK {
 		t.Errorf("the last refresh token at dex after logout: %d %v, want still valid", tr.Status, err)
 	}
+	// Dex keeps no sign-in session of its own: signing in again after the
+	// logout shows the password form, not a redirect straight back.
+	next := location(t, b.get(e.g.URL+"/bff/login"))
+	page := b.get(next.String())
+	for i := 0; i < 5 && page.StatusCode/100 == 3; i++ {
+		if next = location(t, page); !strings.HasPrefix(next.String(), e.p.Issuer+"/") {
+			t.Fatalf("signing in again: dex sent the browser to %s, want its password form", next.Redacted())
+		}
+		page = b.get(next.String())
+	}
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, `name="password"`) {
+		t.Errorf("signing in again: %d, want dex's password form", page.StatusCode)
+	}
 	assertNoSecrets(t, e.g.Logs.String(), e.p.ClientSecret, tok0, tok1, tok2, rt0, rt1, rt2)
 }
 
