@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks c and returns every problem, warnings included, ordered
@@ -23,6 +24,7 @@ func (c *Config) Validate() []Problem {
 	v.addresses()
 	v.publicURL()
 	v.oidc()
+	v.clockSkew()
 	v.session()
 	v.csrf()
 	v.cors()
@@ -213,6 +215,19 @@ func (v *validator) oidc() {
 		if slices.Contains(reservedAuthParams, name) {
 			v.errorf(join("oidc.auth_params", name), "is set by the gateway itself: remove it")
 		}
+	}
+}
+
+// maxClockSkew bounds oidc.clock_skew: more would accept tokens long
+// expired.
+const maxClockSkew = 5 * time.Minute
+
+func (v *validator) clockSkew() {
+	switch s := v.c.OIDC.ClockSkew; {
+	case s < 0:
+		v.errorf("oidc.clock_skew", "must not be negative: write e.g. 60s, or 0 for no leeway")
+	case s > maxClockSkew:
+		v.errorf("oidc.clock_skew", "%s is more than %s: a larger leeway would accept long-expired tokens; fix the clocks (NTP) and write e.g. 60s", s, maxClockSkew)
 	}
 }
 

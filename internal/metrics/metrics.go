@@ -28,6 +28,7 @@ type Metrics struct {
 	refreshWait prometheus.Histogram
 	logouts     *prometheus.CounterVec
 	rejections  *prometheus.CounterVec
+	clientAuth  *prometheus.CounterVec
 
 	// Children of the per-request instruments, by label values: the hot
 	// path finds its counter with one map read instead of hashing and
@@ -94,7 +95,7 @@ func New() *Metrics {
 		Name: "cloakroom_logins_total", Help: "Logins by stage (started, completed, failed) and failure reason.",
 	}, []string{"stage", "reason"})
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cloakroom_token_refreshes_total", Help: "Token refreshes by outcome: ok, dead_token, idp_error.",
+		Name: "cloakroom_token_refreshes_total", Help: "Token refreshes by outcome: ok, dead_token, untrusted, client_auth, idp_error.",
 	}, []string{"outcome"})
 	m.refreshWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "cloakroom_token_refresh_wait_seconds", Help: "How long requests waited for a token refresh.", Buckets: buckets,
@@ -105,7 +106,10 @@ func New() *Metrics {
 	m.rejections = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cloakroom_rejections_total", Help: "Requests refused before reaching an upstream, by reason (csrf, rate_limit, policy, ...).",
 	}, []string{"reason"})
-	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.logins, m.refreshes, m.refreshWait, m.logouts, m.rejections)
+	m.clientAuth = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cloakroom_client_auth_failures_total", Help: "Token requests the identity provider refused for the gateway's client credentials (invalid_client or 401), by grant: a configuration fault.",
+	}, []string{"grant"})
+	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.logins, m.refreshes, m.refreshWait, m.logouts, m.rejections, m.clientAuth)
 	return m
 }
 
@@ -125,6 +129,10 @@ func (m *Metrics) Refresh(outcome string, wait time.Duration) {
 	m.refreshes.WithLabelValues(outcome).Inc()
 	m.refreshWait.Observe(wait.Seconds())
 }
+
+// ClientAuthFailure counts a token request refused for the client's
+// credentials; grant is one of a few OAuth grant names.
+func (m *Metrics) ClientAuthFailure(grant string) { m.clientAuth.WithLabelValues(grant).Inc() }
 
 // Logout counts a logout.
 func (m *Metrics) Logout(kind, result string) { m.logouts.WithLabelValues(kind, result).Inc() }

@@ -173,6 +173,8 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		HTTPClient:            o.HTTPClient,
 		Logger:                log,
 		Now:                   o.Now,
+		ClockSkew:             cfg.OIDC.ClockSkew,
+		OnClientAuthFailure:   met.ClientAuthFailure,
 	})
 	check := csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
 	check.OnReject = func() { met.Rejection("csrf") }

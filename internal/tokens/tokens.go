@@ -15,11 +15,34 @@
 //     route, cached per user token and route until it expires.
 //   - user_or_client, user_or_none, none: as named.
 //
-// A refresh token the provider rejects (invalid_grant) ends the session:
-// the request gets 401 and so does /bff/user afterwards. A provider that is
-// down or slow is not a dead token: the request gets 503, the session
-// stays, and the session's next refresh waits a growing backoff (1s to 30s)
-// while its current token, if still valid, keeps being used.
+// A failed refresh is one of four things (oidc.IsDeadGrant,
+// oidc.ErrUntrusted, oidc.IsClientAuthFailure):
+//
+//   - A dead refresh token: the provider answered 400, whatever its error
+//     code (Dex v2.45.1 says invalid_request for a spent or expired token),
+//     or invalid_grant. The session ends: the request gets 401 and so does
+//     /bff/user afterwards, so the SPA signs the user in again.
+//   - An answer that cannot be trusted: a token_type other than the one
+//     asked for, or a new ID token (or userinfo answer) that fails
+//     validation (another iss, sub or aud, an azp that is not ours, a bad
+//     signature, no iat, ...). The session ends (401), and the tokens the
+//     answer carried and the session's refresh token are revoked, best
+//     effort.
+//   - The provider refusing the gateway's own credentials: invalid_client
+//     or any 401. That is a configuration fault, logged at error level
+//     with the fix and counted (outcome client_auth). The session stays,
+//     as for an outage, since signing in again cannot help (the code
+//     exchange needs the same credentials): the request gets 503
+//     problem+json and the session's refreshes back off.
+//   - Anything else (5xx, 403, 404, 429, timeouts, transport errors) is
+//     the provider being down, not a dead token: the request gets 503, the
+//     session stays, and the session's next refresh waits a growing
+//     backoff (1s to 30s) while its current token, if still valid, keeps
+//     being used.
+//
+// A client-credentials or exchange token request the provider refuses
+// (an answer below 500, or one that fails validation) gets 401; one it
+// cannot answer gets 503.
 package tokens
 
 import (
@@ -91,7 +114,8 @@ type Options struct {
 	// RefreshParams go with every user refresh (e.g. an RFC 8707 resource).
 	RefreshParams oidc.TokenParams
 	// OnRefresh, when set, is told each refresh a request waited for:
-	// outcome ok, dead_token or idp_error, and how long the request waited.
+	// outcome ok, dead_token, untrusted, client_auth or idp_error, and how
+	// long the request waited.
 	OnRefresh func(outcome string, wait time.Duration)
 	// Tracer, when set, gets a span for each refresh, client-credentials
 	// fetch and token exchange a request waits for.
@@ -405,10 +429,14 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 			s.onRefresh("ok", time.Since(start))
 		case errors.Is(res.Err, errDead):
 			s.onRefresh("dead_token", time.Since(start))
+		case errors.Is(res.Err, errUntrusted):
+			s.onRefresh("untrusted", time.Since(start))
+		case oidc.IsClientAuthFailure(res.Err):
+			s.onRefresh("client_auth", time.Since(start))
 		default:
 			s.onRefresh("idp_error", time.Since(start))
 		}
-		if errors.Is(res.Err, errDead) && s.sessions.Stateless() {
+		if (errors.Is(res.Err, errDead) || errors.Is(res.Err, errUntrusted)) && s.sessions.Stateless() {
 			// Cookie mode: the refresh could not delete what only this
 			// response can expire.
 			_ = s.sessions.Delete(ctx, sess)
@@ -433,8 +461,13 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 	}
 }
 
-// errDead says the refresh token was rejected for good.
-var errDead = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "refresh token rejected; session ended"}
+// errDead says the refresh token was rejected for good; errUntrusted that
+// the provider's answer to the refresh failed validation. Both end the
+// session.
+var (
+	errDead      = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "refresh token rejected; session ended"}
+	errUntrusted = httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "the provider's refresh answer failed validation; session ended"}
+)
 
 func isTransient(err error) bool {
 	var he httpx.Error
@@ -479,16 +512,22 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 	rctx, rcancel := context.WithTimeout(ctx, s.timeout)
 	defer rcancel()
 	t, err := s.oidc.Refresh(rctx, sess.RefreshToken, sess.Subject, s.params)
-	if oidc.IsInvalidGrant(err) {
+	switch {
+	case err == nil:
+	case errors.Is(err, oidc.ErrUntrusted):
+		// Refresh revoked what the answer carried; the refresh token
+		// that asked for it goes too.
+		s.log.Warn("the provider's refresh answer failed validation; session ended", "error", err)
+		s.revoke(ctx, sess.RefreshToken)
+		return nil, s.endRefreshed(ctx, sess, errUntrusted)
+	case oidc.IsDeadGrant(err):
 		s.log.Info("refresh token rejected; session ended", "error", err)
-		if !s.sessions.Stateless() {
-			if derr := s.sessions.Delete(ctx, sess); derr != nil {
-				return nil, storeDown(derr)
-			}
-		}
-		return nil, errDead
-	}
-	if err != nil {
+		return nil, s.endRefreshed(ctx, sess, errDead)
+	case oidc.IsClientAuthFailure(err):
+		// oidc logged it at error level, with the fix.
+		s.fail(lockKey)
+		return nil, providerDown(err)
+	default:
 		s.fail(lockKey)
 		s.log.Warn("token refresh failed; will retry", "error", err)
 		return nil, providerDown(err)
@@ -504,6 +543,31 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 		return nil, storeDown(err)
 	}
 	return sess, nil
+}
+
+// endRefreshed deletes sess, whose refresh failed for good, and returns
+// why. In cookie mode only the response can delete the session: UserToken
+// does.
+func (s *Source) endRefreshed(ctx context.Context, sess *session.Session, why error) error {
+	if !s.sessions.Stateless() {
+		if err := s.sessions.Delete(ctx, sess); err != nil {
+			return storeDown(err)
+		}
+	}
+	return why
+}
+
+// revoke revokes a refresh token at the provider, bounded by the refresh
+// timeout; a failure is logged, never returned.
+func (s *Source) revoke(ctx context.Context, refreshToken string) {
+	if refreshToken == "" {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	if err := s.oidc.Revoke(rctx, refreshToken, "refresh_token"); err != nil {
+		s.log.Warn("refresh token revocation failed", "error", err)
+	}
 }
 
 // Apply copies fresh tokens into sess. A response without a refresh token
@@ -661,7 +725,7 @@ func (s *Source) fetch(ctx context.Context, key string, get func(context.Context
 		t, err := get(fctx)
 		if err != nil {
 			var g *oidc.GrantError
-			if errors.As(err, &g) && g.HTTP < 500 {
+			if errors.As(err, &g) && g.HTTP < 500 || errors.Is(err, oidc.ErrUntrusted) {
 				return "", httpx.Error{Code: http.StatusUnauthorized, Empty: true, Msg: "token request refused", Err: err}
 			}
 			return "", providerDown(err)
