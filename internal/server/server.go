@@ -65,11 +65,12 @@ type Options struct {
 	// OTEL_* environment decides (see newTracing).
 	TracerProvider trace.TracerProvider
 	// Reload, when it delivers, makes Run re-read the configuration with
-	// LoadConfig and swap routes, upstreams, composites, policies and CSP
-	// in place, without dropping sessions or in-flight requests. A config
-	// that fails to load, changes what cannot change live (listen
-	// addresses, the session store) or cannot reach its provider is
-	// refused, and the old one keeps serving.
+	// LoadConfig and swap routes, upstreams (the files of their tls
+	// settings read again), composites, policies and CSP in place, without
+	// dropping sessions or in-flight requests. A config that fails to load
+	// (a tls file that does not parse), changes what cannot change live
+	// (listen addresses, the session store) or cannot reach its provider
+	// is refused, and the old one keeps serving.
 	Reload     <-chan struct{}
 	LoadConfig func() (*config.Config, error)
 	// DrainTimeout bounds how long a shutdown waits for in-flight
@@ -89,6 +90,7 @@ type Server struct {
 	store   session.Store
 	log     *slog.Logger
 	tracing *tracing
+	idle    idleClosers // upstream transports, closed when a reload replaces this build
 }
 
 // New builds the gateway from cfg. It starts nothing.
@@ -250,9 +252,11 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	var apiPrefixes []string
 	type apiRoute struct {
-		upstream *url.URL
-		bearer   *tokens.Route
+		upstream  *url.URL
+		bearer    *tokens.Route
+		transport http.RoundTripper // for composite parts, with the route's TLS; nil: the composite's
 	}
+	var idle idleClosers
 	routes := map[string]apiRoute{}
 	for _, a := range cfg.APIs {
 		up, err := url.Parse(a.Upstream)
@@ -267,11 +271,22 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
 		}
-		routes[a.Path] = apiRoute{up, bearer}
+		tlsConf, err := upstreamTLS(a)
+		if err != nil {
+			return nil, err
+		}
+		route := apiRoute{upstream: up, bearer: bearer}
+		if tlsConf != nil {
+			pt := partTransport(tlsConf)
+			idle.add(pt)
+			route.transport = tr.transport(pt)
+		}
+		routes[a.Path] = route
 		var h http.Handler = proxy.New(proxy.Route{
 			Prefix: a.Path, Upstream: up, Bearer: bearer, Timeout: a.Timeout,
-			Methods: a.Methods, MaxBodyBytes: int64(a.MaxBodyBytes),
+			Methods: a.Methods, MaxBodyBytes: int64(a.MaxBodyBytes), TLS: tlsConf,
 		}, popts)
+		idle.add(h)
 		if apiLimit != nil {
 			h = apiLimit.Middleware(apiKey, h)
 		}
@@ -303,7 +318,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 				if !ok {
 					return nil, fmt.Errorf("composites %q: part %q: no API %q", c.Path, name, p.API)
 				}
-				part.Upstream, part.Bearer = rt.upstream, rt.bearer
+				part.Upstream, part.Bearer, part.Transport = rt.upstream, rt.bearer, rt.transport
 			} else {
 				if part.Upstream, err = url.Parse(p.Upstream); err != nil {
 					return nil, fmt.Errorf("composites %q: part %q: %w", c.Path, name, err)
@@ -315,8 +330,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 			comp.Parts = append(comp.Parts, part)
 		}
 		var h http.Handler
+		ct := aggregate.NewTransport(30 * time.Second)
+		idle.add(ct)
 		h, err = aggregate.New(comp, aggregate.Options{
-			Claims: claims, Transport: tr.transport(aggregate.NewTransport(30 * time.Second)), Logger: log,
+			Claims: claims, Transport: tr.transport(ct), Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("composites %q: %w", c.Path, err)
@@ -398,7 +415,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Sessions: sessions, Tokens: src, Token: cfg.AdminToken, Checks: checks, Logger: log,
 		Extra: map[string]http.Handler{"GET /metrics": met.Handler()},
 	})
-	return &Server{Handler: h, Admin: adm, OIDC: oc, store: store, log: log, tracing: tr}, nil
+	return &Server{Handler: h, Admin: adm, OIDC: oc, store: store, log: log, tracing: tr, idle: idle}, nil
 }
 
 // openStore opens the configured store; nil means cookie mode.
@@ -655,6 +672,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			stopDiscovery = discover(next.OIDC) // already discovered; returns at once
 			public.Store(&next.Handler)
 			adminH.Store(&next.Admin)
+			s.idle.closeIdle()
+			s = next
 			cfg = ncfg
 			log.Info("configuration reloaded")
 		}
