@@ -300,45 +300,86 @@ func TestHydraFlow(t *testing.T) {
 	assertNoSecrets(t, e.g.Logs.String(), e.c.Secret, tok0, tok1, rt0, rt1, rt2)
 }
 
-// TestHydraDeadRefreshToken: a refresh token revoked at Hydra ends the
-// session at the next refresh, with 401.
+// TestHydraDeadRefreshToken: a refresh token that Hydra no longer honours
+// ends the session at the next refresh, with 401 and no upstream call:
+// revoked through RFC 7009, or dead because a rotated-away one was replayed
+// (Hydra then revokes the whole chain).
 func TestHydraDeadRefreshToken(t *testing.T) {
-	e := newHydraEnv(t, hydra.Options{AccessTokenTTL: 30 * time.Second}, nil)
-	b := newBrowser(t)
-	e.login(t, b)
-	if r, in := e.api(t, b); r.StatusCode != http.StatusOK || !in.Active {
-		t.Fatalf("API: %d %+v", r.StatusCode, in)
+	for _, tc := range []struct {
+		name string
+		kill func(t *testing.T, e *hydraEnv, old, current string)
+	}{
+		{"revoked", func(t *testing.T, e *hydraEnv, _, current string) {
+			form := url.Values{"token": {current}}
+			if s, _ := hydraPost(t, e.p.RevocationEndpoint, e.c, form); s != http.StatusOK {
+				t.Fatalf("revocation at hydra: %d", s)
+			}
+		}},
+		{"old one replayed", func(t *testing.T, e *hydraEnv, old, _ string) {
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {old}}
+			if s, body := hydraPost(t, e.p.TokenEndpoint, e.c, form); s != http.StatusBadRequest || !strings.Contains(body, "invalid_grant") {
+				t.Fatalf("replayed refresh token: %d %s", s, body)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newHydraEnv(t, hydra.Options{AccessTokenTTL: 30 * time.Second}, nil)
+			b := newBrowser(t)
+			e.login(t, b)
+			// Hydra's clock need not move: the gateway's reaching the
+			// token's expiry is what forces each refresh.
+			rt0 := e.p.LastRefreshToken(e.c.ID)
+			e.g.Clock.Advance(time.Minute)
+			if r, in := e.api(t, b); r.StatusCode != http.StatusOK || !in.Active {
+				t.Fatalf("API: %d %+v", r.StatusCode, in)
+			}
+			rt1 := e.p.LastRefreshToken(e.c.ID)
+			if e.p.RefreshGrants() != 1 || rt1 == rt0 {
+				t.Fatalf("%d refresh grants, want 1 that rotated the refresh token", e.p.RefreshGrants())
+			}
+
+			tc.kill(t, e, rt0, rt1)
+			if e.introspect(t, rt1).Active {
+				t.Fatal("the current refresh token is still active at hydra")
+			}
+			e.g.Clock.Advance(time.Minute)
+			calls := len(e.up.Requests())
+			if r := b.get(e.g.URL+"/api/me/x", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized || r.Body != "" {
+				t.Errorf("API with a dead refresh token: %d %q", r.StatusCode, r.Body)
+			}
+			var outcomes []string
+			for _, g := range e.p.TokenRequests("refresh_token") {
+				if g.Form.Get("refresh_token") == rt1 {
+					outcomes = append(outcomes, fmt.Sprint(g.Status, " ", g.Error))
+				}
+			}
+			if !slices.Equal(outcomes, []string{"400 invalid_grant"}) {
+				t.Errorf("the gateway's refreshes with the dead token: %v, want [400 invalid_grant]", outcomes)
+			}
+			if s := hydraUserStatus(b, e.g.URL); s != http.StatusUnauthorized {
+				t.Errorf("/bff/user after the session ended: %d", s)
+			}
+			if n := len(e.up.Requests()) - calls; n != 0 {
+				t.Errorf("upstream called %d times", n)
+			}
+		})
 	}
-	rt := e.p.LastRefreshToken(e.c.ID)
-	req, _ := http.NewRequest(http.MethodPost, e.p.RevocationEndpoint, strings.NewReader(url.Values{"token": {rt}}.Encode()))
+}
+
+// hydraPost posts form to one of Hydra's endpoints as client c
+// (client_secret_basic) and returns the status and body.
+func hydraPost(t *testing.T, endpoint string, c hydra.Client, form url.Values) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(e.c.ID, e.c.Secret)
+	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || e.introspect(t, rt).Active {
-		t.Fatalf("revocation at hydra: %d", resp.StatusCode)
-	}
-
-	// Hydra's clock need not move: the gateway's reaching the token's
-	// expiry is what forces the refresh.
-	e.g.Clock.Advance(time.Minute)
-	calls := len(e.up.Requests())
-	if r := b.get(e.g.URL+"/api/me/x", "X-CSRF", "1"); r.StatusCode != http.StatusUnauthorized || r.Body != "" {
-		t.Errorf("API with a dead refresh token: %d %q", r.StatusCode, r.Body)
-	}
-	grants := e.p.TokenRequests("refresh_token")
-	if len(grants) != 1 || grants[0].Status != http.StatusBadRequest {
-		t.Errorf("refresh grants %+v, want one answered 400", grants)
-	}
-	if s := hydraUserStatus(b, e.g.URL); s != http.StatusUnauthorized {
-		t.Errorf("/bff/user after the session ended: %d", s)
-	}
-	if n := len(e.up.Requests()) - calls; n != 0 {
-		t.Errorf("upstream called %d times", n)
-	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(body)
 }
 
 // TestHydraBackchannelLogout: ending a login session at Hydra by sid posts
@@ -445,7 +486,7 @@ func TestHydraWrongClientSecret(t *testing.T) {
 	e := newHydraEnv(t, hydra.Options{}, func(_ *hydra.Client, cfg *config.Config) { cfg.OIDC.ClientSecret = wrong })
 	b := newBrowser(t)
 	r := e.login(t, b)
-	if r.StatusCode < 400 || !strings.Contains(r.Body, "Sign-in failed") {
+	if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "Sign-in failed") {
 		t.Errorf("callback with a wrong client secret: %d %s", r.StatusCode, r.Body)
 	}
 	for _, c := range r.Cookies() {
@@ -458,12 +499,22 @@ func TestHydraWrongClientSecret(t *testing.T) {
 	}
 	codes := e.p.TokenRequests("authorization_code")
 	if len(codes) != 1 || codes[0].Status != http.StatusUnauthorized {
-		t.Errorf("code exchanges %+v, want one refused with 401", codes)
+		var statuses []int
+		for _, c := range codes {
+			statuses = append(statuses, c.Status)
+		}
+		t.Errorf("code exchanges answered %v, want one refused with 401", statuses)
 	}
 	if strings.Contains(r.Body, wrong) {
 		t.Error("the error page shows the secret")
 	}
 	assertNoSecrets(t, e.g.Logs.String(), wrong)
+	// The operator learns why: a configuration fault, logged as an error.
+	if !slices.ContainsFunc(strings.Split(e.g.Logs.String(), "\n"), func(l string) bool {
+		return strings.Contains(l, `"level":"ERROR"`) && strings.Contains(l, "invalid_client")
+	}) {
+		t.Errorf("no error-level log line names invalid_client; logs:\n%s", e.g.Logs)
+	}
 }
 
 // hydraLogout is one back-channel logout request Hydra sent.

@@ -117,8 +117,9 @@ type Request struct {
 	Time time.Time
 	// Status is Hydra's answer.
 	Status int
-	// RefreshToken is the refresh_token of a successful token response.
-	RefreshToken string
+	// RefreshToken is the refresh_token of a successful token response,
+	// Error the error code of a failed one.
+	RefreshToken, Error string
 }
 
 // Start builds Hydra (once per machine, see gotool), runs `hydra serve all
@@ -311,7 +312,7 @@ func (p *Provider) proxy(target string) http.Handler {
 					rec.ClientID = id
 				}
 			}
-			if rec.Path == "/oauth2/token" && resp.StatusCode == http.StatusOK {
+			if rec.Path == "/oauth2/token" {
 				body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyCapture))
 				resp.Body.Close()
 				if err != nil {
@@ -320,9 +321,10 @@ func (p *Provider) proxy(target string) http.Handler {
 				resp.Body = io.NopCloser(bytes.NewReader(body))
 				var tok struct {
 					RefreshToken string `json:"refresh_token"`
+					Error        string `json:"error"`
 				}
 				if json.Unmarshal(body, &tok) == nil {
-					rec.RefreshToken = tok.RefreshToken
+					rec.RefreshToken, rec.Error = tok.RefreshToken, tok.Error
 				}
 			}
 			p.mu.Lock()
