@@ -84,6 +84,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
+	if req.Skip && req.Subject != a.p.Subject {
+		// Hydra remembers someone else: it would refuse another subject.
+		http.Error(w, "hydra remembers another subject", http.StatusConflict)
+		return
+	}
 	var to redirect
 	accept := map[string]any{"subject": a.p.Subject, "remember": true, "remember_for": 0}
 	if err := a.admin(r.Context(), http.MethodPut, "/admin/oauth2/auth/requests/login/accept", "login_challenge", ch, accept, &to); err != nil {

@@ -139,6 +139,7 @@ func Start(t testing.TB, opts Options) *Provider {
 	// The proxy's address is the issuer, so it must exist before Hydra
 	// starts; its handler is installed once Hydra's public port is known.
 	front := httptest.NewUnstartedServer(nil)
+	t.Cleanup(front.Close)
 	p.PublicURL = "http://" + front.Listener.Addr().String()
 	p.app = newApp(p)
 	t.Cleanup(p.app.srv.Close)
@@ -160,7 +161,6 @@ func Start(t testing.TB, opts Options) *Provider {
 		t.Fatalf("hydra: %v\n%s", err, p.logs)
 	}
 	front.Start()
-	t.Cleanup(front.Close)
 	if err := p.discover(); err != nil {
 		t.Fatalf("hydra: %v\n%s", err, p.logs)
 	}
@@ -531,16 +531,6 @@ func (p *Provider) RevokeLoginSessionsBySubject(ctx context.Context, subject str
 // it every access and refresh token Hydra issued to that client for them.
 func (p *Provider) RevokeConsentSessions(ctx context.Context, subject, clientID string) error {
 	return call(ctx, http.MethodDelete, p.AdminURL+"/admin/oauth2/auth/sessions/consent?"+url.Values{"subject": {subject}, "client": {clientID}}.Encode(), nil, nil)
-}
-
-// LoginSessionIDs returns the login session id (the ID tokens' sid) of each
-// consent request the app accepted, in order.
-func (p *Provider) LoginSessionIDs() []string {
-	var out []string
-	for _, c := range p.ConsentRequests() {
-		out = append(out, c.LoginSessionID)
-	}
-	return out
 }
 
 // ConsentRequests returns what the consent app was asked, in order.
