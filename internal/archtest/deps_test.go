@@ -45,6 +45,7 @@ var allowed = map[string][]string{
 	"internal/demo/idp":            {},
 	"internal/oidctest/zitadelop":  {},
 	"internal/oidctest/gotool":     {},
+	"internal/oidctest/hydra":      {"internal/oidctest/gotool"},
 	"internal/oidctest/nodeop":     {},
 	"internal/server": {
 		"internal/admin", "internal/aggregate", "internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
