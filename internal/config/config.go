@@ -107,6 +107,13 @@ type OIDC struct {
 	// ClockSkew is the leeway on exp, iat and nbf of ID and logout tokens.
 	// Default 60s; at most 5m.
 	ClockSkew time.Duration `yaml:"clock_skew"`
+	// DPoP, when true, asks the provider for DPoP-bound access tokens
+	// (RFC 9449): each session gets its own P-256 key, sealed inside it;
+	// token and refresh requests carry proofs, and upstream calls carry
+	// Authorization: DPoP with a fresh proof. Client-credentials and
+	// exchanged tokens are bound to a key of the gateway process. Default
+	// false.
+	DPoP bool `yaml:"dpop"`
 	// ServiceClient, when set, is the client that gets client-credentials
 	// and exchanged tokens (token modes client, user_or_client, exchange).
 	// Default nil: the main client does.
