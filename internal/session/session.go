@@ -40,6 +40,13 @@ type Session struct {
 	// AccessExpiry it gives the token's lifetime.
 	AccessObtained time.Time `json:"access_obtained,omitzero"`
 	Scopes         []string  `json:"scopes,omitempty"`
+	// DPoPKey is the session's DPoP private key (RFC 9449), the 33 bytes
+	// of oidc.DPoPKey.MarshalBinary, when the gateway asks for DPoP-bound
+	// tokens: sealed with the tokens it is bound to, so every instance
+	// sharing the store signs with it, and cookie mode carries it. A
+	// session written before it existed has none, and loads as before.
+	// Secret: never log it.
+	DPoPKey []byte `json:"dpop_key,omitempty"`
 
 	// ClientIP and UserAgent (shortened) at login, for operators.
 	ClientIP  string `json:"client_ip,omitempty"`
