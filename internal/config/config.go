@@ -30,6 +30,14 @@ const (
 	PrivateKeyJWT     = "private_key_jwt"
 )
 
+// PAR modes (OIDC.PAR) and the profile (OIDC.Profile).
+const (
+	PARAuto      = "auto"
+	PARRequired  = "required"
+	PAROff       = "off"
+	ProfileFAPI2 = "fapi2"
+)
+
 // Config is the whole validated file. Durations are parsed once here.
 // A Config made in code should start from Default and be checked with
 // Validate.
@@ -118,6 +126,14 @@ type OIDC struct {
 	// and exchanged tokens (token modes client, user_or_client, exchange).
 	// Default nil: the main client does.
 	ServiceClient *ServiceClient `yaml:"service_client"`
+	// PAR is auto (default: pushed authorization requests, RFC 9126, when
+	// discovery advertises them), required (start-up fails without them)
+	// or off.
+	PAR string `yaml:"par"`
+	// Profile is "" (default) or fapi2: check and serve refuse a
+	// configuration that is not FAPI 2.0 Security Profile conformant (see
+	// validate_fapi2.go), and discovery a provider that is not.
+	Profile string `yaml:"profile"`
 }
 
 // ServiceClient is a second client at the same provider for
@@ -359,6 +375,7 @@ func Default() *Config {
 			CallbackPath:   "/bff/callback",
 			PostLogoutPath: "/",
 			ClockSkew:      60 * time.Second,
+			PAR:            PARAuto,
 		},
 		Session: Session{
 			Store:           "file:./cloakroom-sessions.db",

@@ -25,6 +25,8 @@ func (c *Config) Validate() []Problem {
 	v.publicURL()
 	v.oidc()
 	v.clockSkew()
+	v.par()
+	v.fapi2()
 	v.session()
 	v.csrf()
 	v.cors()
