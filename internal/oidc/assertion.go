@@ -1,13 +1,19 @@
 package oidc
 
 import (
+	"crypto"
 	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // ClientAssertionType is the client_assertion_type of a JWT client
@@ -40,6 +46,14 @@ type AssertionOptions struct {
 	Lifetime time.Duration
 	// Now is the clock of iat and exp; default time.Now.
 	Now func() time.Time
+	// Certificate, when it holds the public half of the signing key, is
+	// named in every assertion's header by its thumbprints: "x5t#S256"
+	// (RFC 7515 §4.1.8) and "x5t" (SHA-1, §4.1.7). Entra ID identifies a
+	// certificate credential by them (its certificate-credentials page
+	// asks for x5t#S256 with PS256, x5t with RS256) and refuses an
+	// assertion without. A certificate for another key is ignored: it is
+	// then the mutual TLS certificate only.
+	Certificate *x509.Certificate
 }
 
 // ClientAssertions makes private_key_jwt client assertions (RFC 7523 §2.2
@@ -60,6 +74,7 @@ type AssertionOptions struct {
 // signer, parsed once.
 type ClientAssertions struct {
 	keys     *SigningKeys
+	signer   jose.Signer
 	clientID string
 	aud      string
 	life     time.Duration
@@ -86,7 +101,37 @@ func NewClientAssertions(keys *SigningKeys, opts AssertionOptions) (*ClientAsser
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &ClientAssertions{keys: keys, clientID: opts.ClientID, aud: opts.Audience, life: opts.Lifetime, now: opts.Now}, nil
+	a := &ClientAssertions{keys: keys, signer: keys.assertion, clientID: opts.ClientID, aud: opts.Audience, life: opts.Lifetime, now: opts.Now}
+	if opts.Certificate != nil && keys.Certifies(opts.Certificate) {
+		s, err := keys.signerWithCertificate(opts.Certificate)
+		if err != nil {
+			return nil, err
+		}
+		a.signer = s
+	}
+	return a, nil
+}
+
+// Certifies reports whether cert holds the public half of the signing key.
+func (k *SigningKeys) Certifies(cert *x509.Certificate) bool {
+	pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(k.key.Public().Key)
+}
+
+// signerWithCertificate is the assertion signer with the certificate's
+// thumbprints in the header (see AssertionOptions.Certificate).
+func (k *SigningKeys) signerWithCertificate(cert *x509.Certificate) (jose.Signer, error) {
+	s256 := sha256.Sum256(cert.Raw)
+	s1 := sha1.Sum(cert.Raw) // #nosec G401 -- x5t is SHA-1 by definition (RFC 7515 §4.1.7); it names, it does not protect
+	opts := (&jose.SignerOptions{}).WithType("JWT").
+		WithHeader("x5t#S256", base64.RawURLEncoding.EncodeToString(s256[:])).
+		WithHeader("x5t", base64.RawURLEncoding.EncodeToString(s1[:]))
+	key := k.key
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: &key}, opts)
+	if err != nil {
+		return nil, errors.New("cannot sign client assertions with the certificate's thumbprints")
+	}
+	return s, nil
 }
 
 type assertionClaims struct {
@@ -112,7 +157,7 @@ func (a *ClientAssertions) Assertion() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode client assertion: %w", err)
 	}
-	jws, err := a.keys.assertion.Sign(payload)
+	jws, err := a.signer.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("sign client assertion: %w", err)
 	}

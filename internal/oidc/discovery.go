@@ -47,6 +47,11 @@ func (c *Client) fetchMetadata(ctx context.Context) (*metadata, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("provider answered %d", resp.StatusCode)
 	}
+	if c.opts.ClientCertificate != nil {
+		if body, err = applyMTLSAliases(body, strings.HasPrefix(c.opts.Issuer, "https://")); err != nil {
+			return nil, err
+		}
+	}
 	var m metadata
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, errors.New("metadata is not a JSON object of the expected shape")

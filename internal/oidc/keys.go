@@ -40,7 +40,8 @@ const MaxKeyFileBytes = 1 << 20
 type SigningKeys struct {
 	kid       string
 	alg       jose.SignatureAlgorithm
-	assertion jose.Signer // typ JWT, kid; see ClientAssertions
+	assertion jose.Signer     // typ JWT, kid; see ClientAssertions
+	key       jose.JSONWebKey // the signing key, for signers with other headers
 	jwks      []byte
 }
 
@@ -145,6 +146,7 @@ func ParseSigningKeys(name string, data []byte) (*SigningKeys, error) {
 		kid:       first.KeyID,
 		alg:       jose.SignatureAlgorithm(first.Algorithm),
 		assertion: assertion,
+		key:       first,
 		jwks:      jwks,
 	}, nil
 }

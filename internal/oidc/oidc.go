@@ -15,6 +15,7 @@ package oidc
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -69,8 +70,21 @@ type Options struct {
 	Issuer       string
 	ClientID     string
 	ClientSecret string
-	// ClientAuth is client_secret_basic (default) or client_secret_post.
-	ClientAuth            string
+	// ClientAuth is client_secret_basic (default), client_secret_post,
+	// private_key_jwt (with SigningKeys), tls_client_auth or
+	// self_signed_tls_client_auth (with ClientCertificate); see
+	// clientauth.go.
+	ClientAuth string
+	// SigningKeys sign the client assertions of private_key_jwt.
+	SigningKeys *SigningKeys
+	// ClientCertificate, when set, is presented on every connection to the
+	// provider that asks for one, and the endpoints of
+	// mtls_endpoint_aliases are used (RFC 8705, see mtls.go): for
+	// tls_client_auth and self_signed_tls_client_auth, and for
+	// certificate-bound tokens with any method. HTTPClient's Transport
+	// must then be an *http.Transport (or nil); it is cloned, its TLS
+	// configuration kept.
+	ClientCertificate     *tls.Certificate
 	RedirectURL           string
 	PostLogoutRedirectURL string
 	Scopes                []string
@@ -111,6 +125,7 @@ type Options struct {
 type Client struct {
 	opts Options
 	hc   *http.Client
+	auth clientAuth // see clientauth.go
 	log  *slog.Logger
 	now  func() time.Time
 
@@ -136,7 +151,10 @@ type discovered struct {
 
 // New returns a client; call Discover or Run before use.
 func New(opts Options) *Client {
-	c := &Client{opts: opts, hc: guardClient(opts.HTTPClient), log: opts.Logger, now: opts.Now}
+	c := &Client{opts: opts, hc: guardClient(opts.HTTPClient), auth: newClientAuth(opts), log: opts.Logger, now: opts.Now}
+	if opts.ClientCertificate != nil {
+		c.hc = withClientCertificate(c.hc, opts.ClientCertificate)
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -167,8 +185,11 @@ func (c *Client) tokenType() string {
 type Credentials struct {
 	ClientID     string
 	ClientSecret string
-	// ClientAuth is client_secret_basic (default) or client_secret_post.
+	// ClientAuth is as Options.ClientAuth. The mutual TLS methods use the
+	// certificate of the client WithCredentials is called on.
 	ClientAuth string
+	// SigningKeys sign the client assertions of private_key_jwt.
+	SigningKeys *SigningKeys
 }
 
 // WithCredentials returns a client of the same provider that authenticates
@@ -179,9 +200,9 @@ type Credentials struct {
 // AuthCodeURL, Exchange and Refresh refuse.
 func (c *Client) WithCredentials(cr Credentials) *Client {
 	o := c.opts
-	o.ClientID, o.ClientSecret, o.ClientAuth = cr.ClientID, cr.ClientSecret, cr.ClientAuth
+	o.ClientID, o.ClientSecret, o.ClientAuth, o.SigningKeys = cr.ClientID, cr.ClientSecret, cr.ClientAuth, cr.SigningKeys
 	o.RedirectURL, o.PostLogoutRedirectURL, o.Scopes, o.AuthParams, o.UserInfo = "", "", nil, nil, false
-	return &Client{opts: o, hc: c.hc, log: c.log, now: c.now, base: c}
+	return &Client{opts: o, hc: c.hc, auth: newClientAuth(o), log: c.log, now: c.now, base: c}
 }
 
 // errNoLogin is the answer of a WithCredentials client asked to sign a user
@@ -486,19 +507,6 @@ func IsInvalidGrant(err error) bool {
 	return errors.As(err, &g) && (g.Code == "invalid_grant" || g.Code == "unauthorized_client")
 }
 
-func grantErr(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		code := re.ErrorCode
-		if code == "" {
-			code = "http_" + fmt.Sprint(re.Response.StatusCode)
-		}
-		// The provider's body may echo what we sent: log the code only.
-		return &GrantError{Code: code, HTTP: re.Response.StatusCode}
-	}
-	return err
-}
-
 // Exchange trades an authorization code for tokens and verifies the ID
 // token, including its nonce, which must not be empty.
 //
@@ -514,9 +522,16 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 		// An empty expected nonce would turn the check off.
 		return nil, errors.New("code exchange: no nonce to check the id token against")
 	}
-	tok, err := d.oauth.Exchange(c.ctx(ctx), code, oauth2.VerifierOption(verifier))
+	// The package's own token request, not x/oauth2's: every grant
+	// authenticates the client the same way (see clientauth.go).
+	tok, err := c.postToken(ctx, d, url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {c.opts.RedirectURL},
+		"code_verifier": {verifier},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("code exchange: %w", c.refused(grantAuthorizationCode, grantErr(err)))
+		return nil, fmt.Errorf("code exchange: %w", c.refused(grantAuthorizationCode, err))
 	}
 	if err := c.checkTokenType(tok); err != nil {
 		return nil, fmt.Errorf("code exchange: %w", err)

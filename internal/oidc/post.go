@@ -13,11 +13,12 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// post sends a form to the provider with client authentication.
+// post sends a form to the provider with client authentication (see
+// authenticate).
 func (c *Client) post(ctx context.Context, endpoint string, v url.Values) (*http.Response, error) {
-	if c.opts.ClientAuth == "client_secret_post" {
-		v.Set("client_id", c.opts.ClientID)
-		v.Set("client_secret", c.opts.ClientSecret)
+	basic, err := c.authenticate(v)
+	if err != nil {
+		return nil, fmt.Errorf("client authentication: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(v.Encode()))
 	if err != nil {
@@ -25,7 +26,7 @@ func (c *Client) post(ctx context.Context, endpoint string, v url.Values) (*http
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.opts.ClientAuth != "client_secret_post" {
+	if basic {
 		req.SetBasicAuth(url.QueryEscape(c.opts.ClientID), url.QueryEscape(c.opts.ClientSecret))
 	}
 	return c.hc.Do(req)
