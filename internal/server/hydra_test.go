@@ -264,7 +264,7 @@ func TestHydraFlow(t *testing.T) {
 	to := location(t, b.get(e.g.URL+logoutURL))
 	if !strings.HasPrefix(to.String(), e.p.EndSessionEndpoint) || to.Query().Get("id_token_hint") == "" ||
 		to.Query().Get("post_logout_redirect_uri") != e.g.URL+"/" {
-		t.Errorf("logout redirect %s", to.Redacted())
+		t.Errorf("logout redirect to %s%s (query not shown), want the end-session endpoint with id_token_hint and the post-logout URI", to.Host, to.Path)
 	}
 	revs := e.p.Revocations()
 	if len(revs) != revocations+1 || revs[len(revs)-1].Form.Get("token") != rt2 || revs[len(revs)-1].Status != http.StatusOK {
@@ -289,7 +289,10 @@ func TestHydraFlow(t *testing.T) {
 
 	// Hydra also tells the session's clients by back-channel: a logout
 	// token with the session's sid.
-	hydraPoll(t, "hydra's back-channel logout token", func() bool { return len(e.bc.Tokens()) == 1 })
+	hydraPoll(t, "hydra's back-channel logout token", func() bool { return len(e.bc.Tokens()) > 0 })
+	if n := len(e.bc.Tokens()); n != 1 {
+		t.Errorf("%d logout tokens, want 1", n)
+	}
 	lt := e.bc.Tokens()[0]
 	if lt.Claims["sid"] != consents[0].LoginSessionID || lt.Claims["iss"] != e.p.Issuer {
 		t.Errorf("logout token sid %v iss %v, want %s %s", lt.Claims["sid"], lt.Claims["iss"], consents[0].LoginSessionID, e.p.Issuer)
@@ -406,7 +409,7 @@ func TestHydraBackchannelLogout(t *testing.T) {
 	if err := e.p.RevokeLoginSessionsBySID(t.Context(), sid1.(string)); err != nil {
 		t.Fatal(err)
 	}
-	hydraPoll(t, "the logout token for the first session", func() bool { return len(e.bc.Tokens()) == 1 })
+	hydraPoll(t, "the logout token for the first session", func() bool { return len(e.bc.Tokens()) > 0 })
 	lt := e.bc.Tokens()[0]
 	if lt.Claims["sid"] != sid1 || lt.Claims["iss"] != e.p.Issuer || !audHas(lt.Claims["aud"], e.c.ID) {
 		t.Errorf("logout token sid %v iss %v aud %v, want %v %s [%s]", lt.Claims["sid"], lt.Claims["iss"], lt.Claims["aud"], sid1, e.p.Issuer, e.c.ID)
