@@ -28,6 +28,11 @@ const (
 	ClientSecretBasic = "client_secret_basic"
 	ClientSecretPost  = "client_secret_post"
 	PrivateKeyJWT     = "private_key_jwt"
+	// TLSClientAuth and SelfSignedTLSClientAuth authenticate by the client
+	// certificate (RFC 8705 §2): oidc.client_certificate_file and
+	// oidc.client_certificate_key_file.
+	TLSClientAuth           = "tls_client_auth"
+	SelfSignedTLSClientAuth = "self_signed_tls_client_auth"
 )
 
 // PAR modes (OIDC.PAR) and the profile (OIDC.Profile).
@@ -91,11 +96,24 @@ type OIDC struct {
 	// ClientSecretFile names a file holding the secret; Load reads it into
 	// ClientSecret, trailing newlines trimmed.
 	ClientSecretFile string `yaml:"client_secret_file"`
-	// ClientAuth is client_secret_basic (default), client_secret_post or
-	// private_key_jwt.
+	// ClientAuth is client_secret_basic (default), client_secret_post,
+	// private_key_jwt, tls_client_auth or self_signed_tls_client_auth.
 	ClientAuth string `yaml:"client_auth"`
-	// PrivateKeyFile is the PEM key for private_key_jwt; required with it.
+	// PrivateKeyFile is the key of private_key_jwt, required with it: PEM
+	// (PKCS#8, PKCS#1, SEC 1) or a JWK or JWKS file (the first key signs,
+	// all public halves are served at /bff/jwks); RSA of 2048 bits or more
+	// (PS256) or EC P-256 (ES256).
 	PrivateKeyFile string `yaml:"private_key_file"`
+	// ClientCertificateFile is the gateway's client certificate (PEM,
+	// leaf first, then intermediates) and ClientCertificateKeyFile its
+	// unencrypted PEM key. Both or neither; required by tls_client_auth and
+	// self_signed_tls_client_auth (of this client or the service client).
+	// When set, the certificate is presented to the provider (through its
+	// mtls_endpoint_aliases) whatever client_auth is, so tokens can be
+	// bound to it (RFC 8705 §3), and to https upstreams of API routes
+	// whose tls sets no cert_file of its own.
+	ClientCertificateFile    string `yaml:"client_certificate_file"`
+	ClientCertificateKeyFile string `yaml:"client_certificate_key_file"`
 	// Scopes are requested at login and must include openid. Default
 	// [openid, profile, email, offline_access].
 	Scopes []string `yaml:"scopes"`
@@ -147,8 +165,12 @@ type ServiceClient struct {
 	ClientSecret     string `yaml:"client_secret"`
 	ClientSecretFile string `yaml:"client_secret_file"`
 	// ClientAuth is as for the main client. Default client_secret_basic.
+	// tls_client_auth and self_signed_tls_client_auth present the main
+	// client's certificate (oidc.client_certificate_file): the gateway has
+	// one client certificate.
 	ClientAuth string `yaml:"client_auth"`
-	// PrivateKeyFile is as for the main client.
+	// PrivateKeyFile is as for the main client; its public keys are served
+	// at /bff/jwks too, after the main client's.
 	PrivateKeyFile string `yaml:"private_key_file"`
 }
 

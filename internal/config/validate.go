@@ -200,6 +200,7 @@ func (v *validator) oidc() {
 		fromFile: v.c.meta != nil && v.c.meta.secretFromFile, envVar: "OIDC_CLIENT_SECRET",
 	})
 	v.serviceClient()
+	v.clientCertificate()
 	if !slices.Contains(o.Scopes, "openid") {
 		v.errorf("oidc.scopes", "must include openid: e.g. [openid, profile, email, offline_access]")
 	}
@@ -250,39 +251,6 @@ type clientKeys struct {
 	fromFile bool
 	// envVar is the variable the "required" message suggests.
 	envVar string
-}
-
-func (v *validator) clientAuth(k clientKeys) {
-	key := func(name string) string { return k.prefix + "." + name }
-	secret := k.secret != "" && !k.fromFile
-	switch k.auth {
-	case ClientSecretBasic, ClientSecretPost:
-	case PrivateKeyJWT:
-		if k.keyFile == "" {
-			v.errorf(key("private_key_file"), "required with client_auth private_key_jwt: the PEM file of the key registered with the IdP")
-		} else if _, err := os.Stat(k.keyFile); err != nil {
-			v.errorf(key("private_key_file"), "cannot read the file: %s", fsReason(err))
-		}
-		if secret {
-			v.warnf(key("client_secret"), "is not used with client_auth private_key_jwt: remove it")
-		}
-		if k.secretFile != "" {
-			v.warnf(key("client_secret_file"), "is not used with client_auth private_key_jwt: remove it")
-		}
-		return
-	default:
-		v.errorf(key("client_auth"), "%s is not a client authentication method: use client_secret_basic, client_secret_post or private_key_jwt", v.quote(key("client_auth"), k.auth))
-		return
-	}
-	switch {
-	case secret && k.secretFile != "":
-		v.errorf(key("client_secret_file"), "set either client_secret or client_secret_file, not both: remove one")
-	case !secret && k.secretFile == "":
-		v.errorf(key("client_secret"), "required: set client_secret (e.g. ${%s}) or client_secret_file, or use client_auth: private_key_jwt", k.envVar)
-	}
-	if k.keyFile != "" {
-		v.warnf(key("private_key_file"), "is used only with client_auth private_key_jwt: remove it")
-	}
 }
 
 // serviceClient checks oidc.service_client, the second client that gets

@@ -63,7 +63,7 @@ func TestValidate(t *testing.T) {
 		{"no secret", edit("", secret, ""), []Problem{
 			{Key: "oidc.client_secret", Msg: "required: set client_secret"}}},
 		{"client_auth unknown", edit("", secret, secret+"  client_auth: client_secret_jwt\n"), []Problem{
-			{Line: 6, Key: "oidc.client_auth", Msg: "is not a client authentication method: use client_secret_basic, client_secret_post or private_key_jwt"}}},
+			{Line: 6, Key: "oidc.client_auth", Msg: "is not a client authentication method: use client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth or self_signed_tls_client_auth"}}},
 		{"client_secret_post", edit("", secret, secret+"  client_auth: client_secret_post\n"), nil},
 		{"private_key_jwt without key", edit("", secret, "  client_auth: private_key_jwt\n"), []Problem{
 			{Key: "oidc.private_key_file", Msg: "required with client_auth private_key_jwt"}}},

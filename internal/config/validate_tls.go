@@ -31,7 +31,7 @@ func (v *validator) upstreamTLS(p string, a API) {
 	}
 	switch {
 	case t.CertFile != "" && t.KeyFile != "":
-		v.keyPair(key, t.CertFile, t.KeyFile)
+		v.keyPair(key+".cert_file", key+".key_file", t.CertFile, t.KeyFile)
 	case t.CertFile != "":
 		v.errorf(key+".cert_file", "needs key_file, the certificate's private key: set both, or neither")
 	case t.KeyFile != "":
@@ -69,35 +69,36 @@ func (v *validator) caFile(key, file string) {
 	}
 }
 
-// keyPair checks that cert_file and key_file are a certificate and its
-// key; key is "apis[i].tls".
-func (v *validator) keyPair(key, certFile, keyFile string) {
+// keyPair checks that certFile and keyFile, at keys certKey and keyKey
+// (apis[i].tls.cert_file and key_file, or oidc.client_certificate_file and
+// client_certificate_key_file), are a certificate and its key.
+func (v *validator) keyPair(certKey, keyKey, certFile, keyFile string) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		v.errorf(key+".cert_file", "cannot read the file: %s", fsReason(err))
+		v.errorf(certKey, "cannot read the file: %s", fsReason(err))
 	}
 	keyPEM, kerr := os.ReadFile(keyFile)
 	if kerr != nil {
-		v.errorf(key+".key_file", "cannot read the file: %s", fsReason(kerr))
+		v.errorf(keyKey, "cannot read the file: %s", fsReason(kerr))
 	}
 	if err != nil || kerr != nil {
 		return
 	}
 	var leaf *x509.Certificate
 	if b, _ := pem.Decode(certPEM); b == nil || b.Type != "CERTIFICATE" {
-		v.errorf(key+".cert_file", "holds no PEM certificate first: put the client certificate in it, then any intermediates")
+		v.errorf(certKey, "holds no PEM certificate first: put the client certificate in it, then any intermediates")
 		return
 	} else if leaf, err = x509.ParseCertificate(b.Bytes); err != nil {
-		v.errorf(key+".cert_file", "the certificate does not parse: %v", err)
+		v.errorf(certKey, "the certificate does not parse: %v", err)
 		return
 	}
 	// The messages of X509KeyPair are fixed texts: no key material.
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		v.errorf(key+".key_file", "is not the unencrypted PEM private key of cert_file's certificate: %s", strings.TrimPrefix(err.Error(), "tls: "))
+		v.errorf(keyKey, "is not the unencrypted PEM private key of %s's certificate: %s", lastKey(certKey), strings.TrimPrefix(err.Error(), "tls: "))
 		return
 	}
 	if exp := leaf.NotAfter; time.Now().After(exp) {
-		v.warnf(key+".cert_file", "the certificate expired on %s: the upstream will refuse it; renew it", exp.UTC().Format(time.DateOnly))
+		v.warnf(certKey, "the certificate expired on %s: it will be refused; renew it", exp.UTC().Format(time.DateOnly))
 	}
 }
 
