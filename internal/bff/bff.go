@@ -56,7 +56,9 @@ type Options struct {
 	Replay session.Store
 	// Events, when set, is told of logins and logouts.
 	Events Events
-	Logger *slog.Logger
+	// Mediation configures /bff/token (token.go).
+	Mediation Mediation
+	Logger    *slog.Logger
 }
 
 // Handler serves /bff/*.
@@ -70,6 +72,7 @@ type Handler struct {
 	locker   session.Locker
 	replay   session.Store
 	events   Events
+	mediator mediation
 	log      *slog.Logger
 }
 
@@ -85,6 +88,7 @@ func New(o Options) *Handler {
 	if h.events == nil {
 		h.events = noEvents{}
 	}
+	h.mediator = newMediation(o.Mediation)
 	return h
 }
 
@@ -106,6 +110,8 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(name string, h http.Han
 		{"POST " + BackchannelPath, "bff_backchannel", h.backchannel},
 		{"GET " + FrontchannelPath, "bff_frontchannel", h.frontchannel},
 		{"GET " + SilentCallbackPath, "bff_silent_login_callback", h.silentCallback},
+		{"GET " + TokenPath, "bff_token", h.tokenTarget},
+		{"POST " + TokenPath, "bff_token", h.mediate},
 	} {
 		mux.Handle(e.pattern, wrap(e.name, httpx.Handle(h.log, e.fn)))
 	}

@@ -29,7 +29,16 @@ func (c *Client) post(ctx context.Context, endpoint string, v url.Values) (*http
 	if basic {
 		req.SetBasicAuth(url.QueryEscape(c.opts.ClientID), url.QueryEscape(c.opts.ClientSecret))
 	}
-	return c.hc.Do(req)
+	// POST /bff/token: the SPA's proof, not one of ours (mediate.go).
+	m, proof := takeProof(ctx)
+	if proof != "" {
+		req.Header.Set(HeaderDPoP, proof)
+	}
+	resp, err := c.hc.Do(req)
+	if err == nil {
+		m.answered(resp.Header)
+	}
+	return resp, err
 }
 
 // postToken is a token request for grants x/oauth2 cannot express.

@@ -424,18 +424,7 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 		if res.Err != nil {
 			span.SetStatus(codes.Error, "refresh failed")
 		}
-		switch {
-		case res.Err == nil:
-			s.onRefresh("ok", time.Since(start))
-		case errors.Is(res.Err, errDead):
-			s.onRefresh("dead_token", time.Since(start))
-		case errors.Is(res.Err, errUntrusted):
-			s.onRefresh("untrusted", time.Since(start))
-		case oidc.IsClientAuthFailure(res.Err):
-			s.onRefresh("client_auth", time.Since(start))
-		default:
-			s.onRefresh("idp_error", time.Since(start))
-		}
+		s.onRefresh(refreshOutcome(res.Err), time.Since(start))
 		if (errors.Is(res.Err, errDead) || errors.Is(res.Err, errUntrusted)) && s.sessions.Stateless() {
 			// Cookie mode: the refresh could not delete what only this
 			// response can expire.
@@ -512,25 +501,8 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 	rctx, rcancel := context.WithTimeout(ctx, s.timeout)
 	defer rcancel()
 	t, err := s.oidc.Refresh(rctx, sess.RefreshToken, sess.Subject, s.params)
-	switch {
-	case err == nil:
-	case errors.Is(err, oidc.ErrUntrusted):
-		// Refresh revoked what the answer carried; the refresh token
-		// that asked for it goes too.
-		s.log.Warn("the provider's refresh answer failed validation; session ended", "error", err)
-		s.revoke(ctx, sess.RefreshToken)
-		return nil, s.endRefreshed(ctx, sess, errUntrusted)
-	case oidc.IsDeadGrant(err):
-		s.log.Info("refresh token rejected; session ended", "error", err)
-		return nil, s.endRefreshed(ctx, sess, errDead)
-	case oidc.IsClientAuthFailure(err):
-		// oidc logged it at error level, with the fix.
-		s.fail(lockKey)
-		return nil, providerDown(err)
-	default:
-		s.fail(lockKey)
-		s.log.Warn("token refresh failed; will retry", "error", err)
-		return nil, providerDown(err)
+	if err != nil {
+		return nil, s.refreshFailed(ctx, sess, lockKey, err)
 	}
 	s.succeed(lockKey)
 	Apply(sess, t, s.now())
@@ -543,6 +515,49 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 		return nil, storeDown(err)
 	}
 	return sess, nil
+}
+
+// refreshFailed settles a refresh of sess that failed with err, as the
+// package documentation describes, and returns the error for the request:
+// an untrusted answer or a dead refresh token ends the session (and the
+// first revokes the refresh token too); a refusal of the client's
+// credentials or a provider failure backs the session's refreshes off.
+func (s *Source) refreshFailed(ctx context.Context, sess *session.Session, lockKey string, err error) error {
+	switch {
+	case errors.Is(err, oidc.ErrUntrusted):
+		// Refresh revoked what the answer carried; the refresh token
+		// that asked for it goes too.
+		s.log.Warn("the provider's refresh answer failed validation; session ended", "error", err)
+		s.revoke(ctx, sess.RefreshToken)
+		return s.endRefreshed(ctx, sess, errUntrusted)
+	case oidc.IsDeadGrant(err):
+		s.log.Info("refresh token rejected; session ended", "error", err)
+		return s.endRefreshed(ctx, sess, errDead)
+	case oidc.IsClientAuthFailure(err):
+		// oidc logged it at error level, with the fix.
+		s.fail(lockKey)
+		return providerDown(err)
+	default:
+		s.fail(lockKey)
+		s.log.Warn("token refresh failed; will retry", "error", err)
+		return providerDown(err)
+	}
+}
+
+// refreshOutcome names the outcome of a refresh for Options.OnRefresh.
+func refreshOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, errDead):
+		return "dead_token"
+	case errors.Is(err, errUntrusted):
+		return "untrusted"
+	case oidc.IsClientAuthFailure(err):
+		return "client_auth"
+	default:
+		return "idp_error"
+	}
 }
 
 // endRefreshed deletes sess, whose refresh failed for good, and returns
