@@ -161,6 +161,7 @@ func New(opts Options) *Client {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	c.hc = withDPoP(c.hc, c.now) // see dpop_client.go
 	return c
 }
 

@@ -43,7 +43,7 @@ func (c *Client) post(ctx context.Context, endpoint string, v url.Values) (*http
 
 // postToken is a token request for grants x/oauth2 cannot express.
 func (c *Client) postToken(ctx context.Context, d *discovered, v url.Values) (*oauth2.Token, error) {
-	resp, err := c.post(ctx, d.tokenEndpoint, v)
+	resp, err := c.postDPoP(ctx, d.tokenEndpoint, v)
 	if err != nil {
 		return nil, err
 	}

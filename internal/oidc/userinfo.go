@@ -112,7 +112,7 @@ func (c *Client) fetchUserInfo(ctx context.Context, d *discovered, accessToken, 
 	if err != nil {
 		return nil, fmt.Errorf("userinfo request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("Authorization", authScheme(ctx)+" "+accessToken)
 	req.Header.Set("Accept", "application/json, application/jwt")
 	resp, err := c.hc.Do(req)
 	if err != nil {
