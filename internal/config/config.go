@@ -308,6 +308,13 @@ type API struct {
 	// parts that name this route use it too. Default nil: the system
 	// roots, no client certificate.
 	TLS *UpstreamTLS `yaml:"tls"`
+	// Mediate lets the SPA get from POST /bff/token an access token for
+	// this route bound to its own DPoP key, and call the upstream itself
+	// (the token-mediating mode). It needs oidc.dpop, token user and an
+	// https upstream (http only for localhost); Scopes, Resource and
+	// Audience narrow that token. The route is still proxied as well.
+	// Default false.
+	Mediate bool `yaml:"mediate"`
 }
 
 // UpstreamTLS names the files of an upstream's TLS settings. They must be

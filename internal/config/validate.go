@@ -77,7 +77,7 @@ func isLocalhost(host string) bool {
 // Endpoints the gateway answers itself.
 var bffEndpoints = []string{
 	"/bff/login", "/bff/user", "/bff/logout", "/bff/backchannel",
-	"/bff/frontchannel", "/bff/silent-login-callback", "/bff/silent-login",
+	"/bff/frontchannel", "/bff/silent-login-callback", "/bff/silent-login", "/bff/token", "/bff/jwks",
 }
 
 const msgPlainHTTP = "use https, plain http is allowed only for localhost"
@@ -556,6 +556,7 @@ func (v *validator) apis() {
 			v.require(p+".require", a.Require, a.Path)
 		}
 		v.upstreamTLS(p, a)
+		v.mediate(p, a)
 	}
 }
 
@@ -596,6 +597,9 @@ func (v *validator) tokenShape(p string, a API) {
 	switch a.Token {
 	case TokenClient, TokenUserOrClient, TokenExchange:
 	default:
+		if a.Mediate {
+			break // they narrow the token POST /bff/token hands out
+		}
 		for _, f := range []struct{ key, val string }{
 			{"scopes", strings.Join(a.Scopes, " ")}, {"resource", a.Resource}, {"audience", a.Audience},
 		} {
