@@ -145,6 +145,12 @@ type Options struct {
 	MaxPartBytes int64
 	// Logger gets failed parts; nil discards.
 	Logger *slog.Logger
+	// DPoP, when set, keeps the upstreams' DPoP nonces for parts whose
+	// Bearer is a DPoPBearer: their DPoP-bound tokens go with proofs (see
+	// dpop.go). Nil: every token goes as a bearer token.
+	DPoP DPoPNonces
+	// Now is the clock of DPoP proofs; default time.Now.
+	Now func() time.Time
 }
 
 // NewTransport returns the transport New uses when Options.Transport is
@@ -177,6 +183,8 @@ type handler struct {
 	hasClaims bool // some template uses {claims.x}
 	hasDeps   bool
 	log       *slog.Logger
+	dpop      DPoPNonces
+	now       func() time.Time
 }
 
 // New returns the handler of composite c. Every template and profile path
@@ -199,6 +207,8 @@ func New(c Composite, o Options) (http.Handler, error) {
 		transport: o.Transport,
 		claims:    o.Claims,
 		log:       o.Logger,
+		dpop:      o.DPoP,
+		now:       o.Now,
 		profiles:  map[string]*shaper{},
 	}
 	if h.deadline == 0 {
@@ -212,6 +222,9 @@ func New(c Composite, o Options) (http.Handler, error) {
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
 	}
 
 	index := map[string]int{}
@@ -588,9 +601,14 @@ func (h *handler) run(ctx context.Context, c *call, i int, decode bool) result {
 		return result{fail: f}
 	}
 	var token string
+	var key DPoPSigner
 	if p.Bearer != nil {
 		var err error
-		token, err = p.Bearer.Token(c.r.WithContext(ctx))
+		if db, ok := p.Bearer.(DPoPBearer); ok && h.dpop != nil {
+			token, key, err = db.DPoPToken(c.r.WithContext(ctx))
+		} else {
+			token, err = p.Bearer.Token(c.r.WithContext(ctx))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return result{fail: ctxFailure(ctx)}
@@ -609,7 +627,7 @@ func (h *handler) run(ctx context.Context, c *call, i int, decode bool) result {
 	}
 	hd := req.Header
 	hd.Set("Accept", "application/json")
-	if token != "" {
+	if token != "" && key == nil {
 		hd.Set("Authorization", "Bearer "+token)
 	}
 	if c.requestID != "" {
@@ -622,7 +640,12 @@ func (h *handler) run(ctx context.Context, c *call, i int, decode bool) result {
 	if p.Transport != nil {
 		tr = p.Transport
 	}
-	resp, err := tr.RoundTrip(req)
+	var resp *http.Response
+	if token != "" && key != nil {
+		resp, err = h.sendDPoP(tr, req, p, token, key)
+	} else {
+		resp, err = tr.RoundTrip(req)
+	}
 	if err != nil {
 		return result{fail: upstreamFailure(ctx, err)}
 	}

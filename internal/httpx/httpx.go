@@ -122,6 +122,9 @@ type Info struct {
 	// loaded, if it loaded one: safe to log.
 	Session string
 	Bearer  string
+	// DPoP, when set, is the key Bearer is bound to (RFC 9449): the proxy
+	// sends Bearer as a DPoP token with proofs signed by it. A secret too.
+	DPoP any
 }
 
 type infoKey struct{}

@@ -66,7 +66,13 @@ type Options struct {
 	OnUpstream func(prefix string, d time.Duration)
 	// WrapTransport, when set, wraps each route's transport (tracing).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
-	Logger        *slog.Logger
+	// DPoP, when set, keeps the upstreams' DPoP nonces for routes whose
+	// Bearer is a DPoPBearer: their DPoP-bound tokens go with proofs (see
+	// dpop.go). Nil: every token goes as a bearer token.
+	DPoP DPoPNonces
+	// Now is the clock of DPoP proofs; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // New returns the handler for route rt. The handler has the method
@@ -85,6 +91,14 @@ func New(rt Route, o Options) http.Handler {
 	var tr http.RoundTripper = timed{h.transport, rt.Prefix, o.OnUpstream}
 	if o.WrapTransport != nil {
 		tr = o.WrapTransport(tr)
+	}
+	if db, ok := rt.Bearer.(DPoPBearer); ok && o.DPoP != nil {
+		h.dpop = db
+		now := o.Now
+		if now == nil {
+			now = time.Now
+		}
+		tr = &dpopTransport{next: tr, nonces: o.DPoP, origin: rt.Upstream.Scheme + "://" + rt.Upstream.Host, now: now}
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -113,6 +127,7 @@ type handler struct {
 	o         Options
 	rp        *httputil.ReverseProxy
 	transport *http.Transport
+	dpop      DPoPBearer // rt.Bearer, when its tokens may be DPoP-bound
 	log       *slog.Logger
 	// Fixed at startup. Header slices are never modified in place by
 	// net/http or by this package, only replaced, so every request can
@@ -142,17 +157,34 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, max)
 	}
 	w.Header()["X-Content-Type-Options"] = nosniff
-	tok, err := h.rt.Bearer.Token(r)
+	var (
+		tok string
+		key DPoPSigner
+		err error
+	)
+	if h.dpop != nil {
+		tok, key, err = h.dpop.DPoPToken(r)
+	} else {
+		tok, err = h.rt.Bearer.Token(r)
+	}
 	if err != nil {
 		httpx.WriteError(w, r, h.log, err)
 		return
 	}
-	// The bearer reaches rewrite through the request's httpx.Info, which
-	// the gateway's outer layer has already put in the context.
+	// The bearer (and its DPoP key) reach rewrite and the transport
+	// through the request's httpx.Info, which the gateway's outer layer
+	// has already put in the context.
 	if info := httpx.InfoOf(r.Context()); info != nil {
 		info.Bearer = tok
+		if key != nil {
+			info.DPoP = key
+		}
 	} else {
-		r = r.WithContext(httpx.WithInfo(r.Context(), &httpx.Info{Bearer: tok}))
+		info := &httpx.Info{Bearer: tok}
+		if key != nil {
+			info.DPoP = key
+		}
+		r = r.WithContext(httpx.WithInfo(r.Context(), info))
 	}
 	h.rp.ServeHTTP(w, r)
 }
@@ -213,8 +245,13 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	stripSpoofable(hd)
 	info := httpx.InfoOf(in.Context())
 	if info != nil && info.Bearer != "" {
-		hd["Authorization"] = []string{"Bearer " + info.Bearer}
+		if info.DPoP != nil {
+			hd["Authorization"] = []string{dpopScheme + " " + info.Bearer} // the transport adds the proof
+		} else {
+			hd["Authorization"] = []string{"Bearer " + info.Bearer}
+		}
 	}
+	delete(hd, headerDPoP) // only the transport's own proof goes
 	// X-Forwarded-For: the client's address, after what a trusted proxy in
 	// front already recorded (read from the inbound request: the outbound
 	// copy has lost it with every other X-Forwarded-*).

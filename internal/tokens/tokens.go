@@ -120,6 +120,12 @@ type Options struct {
 	// Tracer, when set, gets a span for each refresh, client-credentials
 	// fetch and token exchange a request waits for.
 	Tracer trace.Tracer
+	// DPoP, when set, makes tokens DPoP-bound (RFC 9449; see dpop.go):
+	// each session's own key signs its refreshes, a session without one
+	// gets one at its next refresh, and this key, the process's, signs
+	// the client-credentials and exchange requests, whose tokens are
+	// cached per process too.
+	DPoP   *oidc.DPoPKey
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -137,6 +143,8 @@ type Source struct {
 	tracer        trace.Tracer
 	log           *slog.Logger
 	now           func() time.Time
+	dpop          *oidc.DPoPKey
+	keys          dpopKeys
 
 	flight singleflight.Group
 
@@ -185,6 +193,7 @@ func New(o Options) *Source {
 		params:        o.RefreshParams,
 		onRefresh:     o.OnRefresh,
 		tracer:        o.Tracer,
+		dpop:          o.DPoP,
 		log:           o.Logger,
 		now:           o.Now,
 		backoff:       make(map[string]backoff),
@@ -322,12 +331,19 @@ func providerDown(err error) error {
 // against the caller's session: no session (anonymous callers of
 // user_or_none, user_or_client, client and none routes) means denied.
 func (rt *Route) Token(r *http.Request) (string, error) {
+	tok, _, err := rt.token(r)
+	return tok, err
+}
+
+// token is Token, with the session whose access token it is; nil for a
+// client-credentials or exchanged token, or none.
+func (rt *Route) token(r *http.Request) (string, *session.Session, error) {
 	if rt.policy == nil {
 		switch rt.mode {
 		case None:
-			return "", nil
+			return "", nil, nil
 		case Client:
-			return rt.src.clientToken(r.Context(), rt)
+			return rt.src.clientTokenNoSession(r.Context(), rt)
 		}
 	}
 	s, err := rt.src.sessions.Load(r)
@@ -336,38 +352,42 @@ func (rt *Route) Token(r *http.Request) (string, error) {
 			info.Session = s.Handle // for the access log: no second lookup
 		}
 		if rt.policy != nil && !rt.policy.allows(r, s) {
-			return "", errForbidden
+			return "", nil, errForbidden
 		}
 	}
 	if errors.Is(err, session.ErrNotFound) {
 		if rt.policy != nil && rt.mode != User && rt.mode != Exchange {
-			return "", errForbidden
+			return "", nil, errForbidden
 		}
 		switch rt.mode {
 		case UserOrNone:
-			return "", nil
+			return "", nil, nil
 		case UserOrClient:
-			return rt.src.clientToken(r.Context(), rt)
+			return rt.src.clientTokenNoSession(r.Context(), rt)
 		}
-		return "", errUnauthorized
+		return "", nil, errUnauthorized
 	}
 	if err != nil {
-		return "", storeDown(err)
+		return "", nil, storeDown(err)
 	}
 	if err := rt.src.sessions.Touch(r.Context(), s); err != nil {
-		return "", storeDown(err)
+		return "", nil, storeDown(err)
 	}
 	switch rt.mode {
 	case None:
-		return "", nil
+		return "", nil, nil
 	case Client:
-		return rt.src.clientToken(r.Context(), rt)
+		return rt.src.clientTokenNoSession(r.Context(), rt)
 	}
-	tok, err := rt.src.UserToken(r.Context(), s)
-	if err != nil || rt.mode != Exchange {
-		return tok, err
+	fresh, err := rt.src.userSession(r.Context(), s)
+	if err != nil {
+		return "", nil, err
 	}
-	return rt.src.exchange(r.Context(), rt, tok)
+	if rt.mode != Exchange {
+		return fresh.AccessToken, fresh, nil
+	}
+	tok, err := rt.src.exchange(r.Context(), rt, fresh.AccessToken)
+	return tok, nil, err
 }
 
 // due reports whether a token should be refreshed now.
@@ -387,30 +407,41 @@ func (s *Source) due(expiry, obtained, now time.Time) bool {
 // UserToken returns a valid access token for sess, refreshing it first when
 // it is due. The caller's ctx bounds only its own wait.
 func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, error) {
+	fresh, err := s.userSession(ctx, sess)
+	if err != nil {
+		return "", err
+	}
+	return fresh.AccessToken, nil
+}
+
+// userSession is UserToken returning the session whose access token is
+// the one to use: sess, or sess refreshed (with the DPoP key a refresh may
+// have given it).
+func (s *Source) userSession(ctx context.Context, sess *session.Session) (*session.Session, error) {
 	now := s.now()
 	if !s.due(sess.AccessExpiry, sess.AccessObtained, now) {
-		return sess.AccessToken, nil
+		return sess, nil
 	}
 	valid := sess.AccessToken != "" && now.Before(sess.AccessExpiry)
 	if sess.RefreshToken == "" {
 		if valid {
-			return sess.AccessToken, nil
+			return sess, nil
 		}
-		return "", errNoToken
+		return nil, errNoToken
 	}
 	lockKey := s.sessions.LockKey(sess.ID)
 	if fresh := s.recentFor(lockKey, sess.RefreshToken, now); fresh != nil {
 		c := *fresh
 		if err := s.sessions.Save(ctx, &c); err != nil {
-			return "", err
+			return nil, err
 		}
-		return fresh.AccessToken, nil
+		return fresh, nil
 	}
 	if s.backingOff(lockKey, now) {
 		if valid {
-			return sess.AccessToken, nil
+			return sess, nil
 		}
-		return "", providerDown(errors.New("refresh backing off after a provider failure"))
+		return nil, providerDown(errors.New("refresh backing off after a provider failure"))
 	}
 	start := time.Now()
 	ctx, span := s.tracer.Start(ctx, "cloakroom.token.refresh")
@@ -432,21 +463,21 @@ func (s *Source) UserToken(ctx context.Context, sess *session.Session) (string, 
 		}
 		if res.Err != nil {
 			if valid && isTransient(res.Err) {
-				return sess.AccessToken, nil
+				return sess, nil
 			}
-			return "", res.Err
+			return nil, res.Err
 		}
 		fresh := res.Val.(*session.Session)
 		if s.sessions.Stateless() {
 			// Cookie mode: every response of the burst carries the new cookie.
 			c := *fresh
 			if err := s.sessions.Save(ctx, &c); err != nil {
-				return "", err
+				return nil, err
 			}
 		}
-		return fresh.AccessToken, nil
+		return fresh, nil
 	case <-ctx.Done():
-		return "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "gave up waiting for a token refresh", Err: ctx.Err()}
+		return nil, httpx.Error{Code: http.StatusServiceUnavailable, Msg: "gave up waiting for a token refresh", Err: ctx.Err()}
 	}
 }
 
@@ -500,7 +531,11 @@ func (s *Source) refresh(cur *session.Session, lockKey string) (*session.Session
 	}
 	rctx, rcancel := context.WithTimeout(ctx, s.timeout)
 	defer rcancel()
-	t, err := s.oidc.Refresh(rctx, sess.RefreshToken, sess.Subject, s.params)
+	key, err := s.refreshKey(sess)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.oidc.Refresh(oidc.WithDPoPKey(rctx, key), sess.RefreshToken, sess.Subject, s.params)
 	if err != nil {
 		return nil, s.refreshFailed(ctx, sess, lockKey, err)
 	}
@@ -761,7 +796,7 @@ func (s *Source) fetch(ctx context.Context, key string, get func(context.Context
 
 func (s *Source) clientToken(ctx context.Context, rt *Route) (string, error) {
 	return s.fetch(ctx, "client|"+rt.key, func(ctx context.Context) (*oidc.Tokens, error) {
-		return s.service.ClientCredentials(ctx, rt.params)
+		return s.service.ClientCredentials(oidc.WithDPoPKey(ctx, s.dpop), rt.params)
 	})
 }
 
@@ -770,7 +805,7 @@ func (s *Source) clientToken(ctx context.Context, rt *Route) (string, error) {
 func (s *Source) exchange(ctx context.Context, rt *Route, userToken string) (string, error) {
 	h := sha256.Sum256([]byte(userToken))
 	return s.fetch(ctx, "exchange|"+hex.EncodeToString(h[:])+"|"+rt.key, func(ctx context.Context) (*oidc.Tokens, error) {
-		return s.service.ExchangeToken(ctx, userToken, rt.params)
+		return s.service.ExchangeToken(oidc.WithDPoPKey(ctx, s.dpop), userToken, rt.params)
 	})
 }
 
