@@ -158,12 +158,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		Prompt:   prompt,
 		Expires:  h.sessions.Now().Add(loginTTL),
 	}
-	to, err := h.oidc.AuthCodeURL(oidc.AuthRequest{State: a.State, Nonce: a.Nonce, Verifier: a.Verifier, Prompt: prompt})
-	if errors.Is(err, oidc.ErrNotReady) {
-		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is not reachable yet; try again shortly", Err: err}
-	}
+	// With PAR this is a call to the provider; no attempt cookie is set
+	// unless it succeeds.
+	to, err := h.oidc.AuthCodeURL(r.Context(), oidc.AuthRequest{State: a.State, Nonce: a.Nonce, Verifier: a.Verifier, Prompt: prompt})
 	if err != nil {
-		return err
+		return h.authRequestFailed(r, err)
 	}
 	plain, err := json.Marshal(a)
 	if err != nil {
@@ -187,6 +186,22 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	http.Redirect(w, r, to, http.StatusFound)
 	h.events.Login("started", "")
 	return nil
+}
+
+// authRequestFailed answers a login whose authorization request could not
+// be made: 503 before discovery, else (a pushed authorization request, RFC
+// 9126, that failed) 504 when the provider did not answer in time and 502
+// when it refused or failed. The provider's answer is logged, never shown.
+func (h *Handler) authRequestFailed(r *http.Request, err error) error {
+	if errors.Is(err, oidc.ErrNotReady) {
+		return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is not reachable yet; try again shortly", Err: err}
+	}
+	h.events.Login("failed", "par")
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return httpx.Error{Code: http.StatusGatewayTimeout, Msg: "the identity provider did not answer the sign-in request in time; try again shortly", Err: err}
+	}
+	return httpx.Error{Code: http.StatusBadGateway, Msg: "the identity provider did not accept the sign-in request; try again shortly", Err: err}
 }
 
 func loginSameSite(prompt string) http.SameSite {

@@ -782,7 +782,7 @@ func TestDiscoveryRefused(t *testing.T) {
 			if c.Ready() {
 				t.Error("client ready after a refused discovery")
 			}
-			if _, err := c.AuthCodeURL(oidc.AuthRequest{State: "s", Nonce: "n", Verifier: strings.Repeat("v", 43)}); err == nil {
+			if _, err := c.AuthCodeURL(t.Context(), oidc.AuthRequest{State: "s", Nonce: "n", Verifier: strings.Repeat("v", 43)}); err == nil {
 				t.Error("AuthCodeURL works after a refused discovery")
 			}
 			noLeak(t, err)

@@ -76,7 +76,7 @@ func TestWithCredentials(t *testing.T) {
 
 	for name, call := range map[string]func() error{
 		"AuthCodeURL": func() error {
-			_, err := post.AuthCodeURL(oidc.AuthRequest{State: "s", Nonce: "n", Verifier: "v"})
+			_, err := post.AuthCodeURL(t.Context(), oidc.AuthRequest{State: "s", Nonce: "n", Verifier: "v"})
 			return err
 		},
 		"Exchange": func() error {

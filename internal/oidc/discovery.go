@@ -23,6 +23,9 @@ type metadata struct {
 	IssParam   bool     `json:"authorization_response_iss_parameter_supported"`
 	Algs       []string `json:"id_token_signing_alg_values_supported"`
 	PKCE       []string `json:"code_challenge_methods_supported"`
+	// PARURL and RequirePAR are RFC 9126 §5; checked by parEndpoint.
+	PARURL     string `json:"pushed_authorization_request_endpoint"`
+	RequirePAR bool   `json:"require_pushed_authorization_requests"`
 }
 
 // fetchMetadata reads and checks the discovery document. Its errors name

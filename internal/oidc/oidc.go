@@ -119,6 +119,13 @@ type Options struct {
 	// refresh_token, client_credentials or token_exchange. Each such
 	// refusal is also logged at error level.
 	OnClientAuthFailure func(grant string)
+	// PAR is PARAuto (default when empty), PARRequired or PAROff: see
+	// par.go.
+	PAR string
+	// Profile is "" or ProfileFAPI2, which makes discovery refuse a
+	// provider that does not meet the FAPI 2.0 Security Profile (see
+	// fapi2.go) and implies PARRequired.
+	Profile string
 }
 
 // Client talks to one provider.
@@ -147,6 +154,7 @@ type discovered struct {
 	issParam      bool
 	authEndpoint  string
 	tokenEndpoint string
+	par           string // pushed_authorization_request_endpoint when PAR is used
 }
 
 // New returns a client; call Discover or Run before use.
@@ -161,7 +169,6 @@ func New(opts Options) *Client {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	c.hc = withDPoP(c.hc, c.now) // see dpop_client.go
 	return c
 }
 
@@ -345,11 +352,18 @@ func (c *Client) Discover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
 	}
-	algs := allowedAlgs
+	if err := c.checkProfile(meta); err != nil {
+		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
+	}
+	par, err := c.parEndpoint(meta)
+	if err != nil {
+		return fmt.Errorf("discovery at %q: %w", c.opts.Issuer, err)
+	}
+	algs := c.signingAlgs()
 	if len(meta.Algs) > 0 {
 		algs = nil
 		for _, a := range meta.Algs {
-			if slices.Contains(allowedAlgs, a) {
+			if slices.Contains(c.signingAlgs(), a) {
 				algs = append(algs, a)
 			}
 		}
@@ -393,6 +407,7 @@ func (c *Client) Discover(ctx context.Context) error {
 		issParam:      meta.IssParam,
 		authEndpoint:  ep.AuthURL,
 		tokenEndpoint: ep.TokenURL,
+		par:           par,
 	}
 	c.mu.Lock()
 	c.d = d
@@ -403,49 +418,34 @@ func (c *Client) Discover(ctx context.Context) error {
 // Run retries discovery with exponential backoff (1s doubling to 1m) until
 // it succeeds or ctx ends. It never gives up: a provider that is down at
 // start must not keep the gateway from starting.
-func (c *Client) Run(ctx context.Context) {
-	backoff := time.Second
-	for {
-		err := c.Discover(ctx)
-		if err == nil {
-			c.log.Info("identity provider discovered", "issuer", c.opts.Issuer)
-			return
-		}
-		c.log.Warn("identity provider discovery failed; retrying", "issuer", c.opts.Issuer, "error", err, "retry_in", backoff.String())
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(backoff*2, time.Minute)
-	}
-}
+// A discovery that fails with ErrUnfit is logged at error level (see
+// Start).
+func (c *Client) Run(ctx context.Context) { c.run(ctx, nil) }
 
 // AuthRequest is one login attempt's secrets.
 type AuthRequest struct {
 	State, Nonce, Verifier string
 	Prompt                 string
+	// DPoPJKT, when set, is sent as dpop_jkt (RFC 9449 §10): the
+	// thumbprint of the DPoP key the code must be redeemed with.
+	DPoPJKT string
 }
 
-// AuthCodeURL is where the browser goes to sign in.
-func (c *Client) AuthCodeURL(a AuthRequest) (string, error) {
+// AuthCodeURL is where the browser goes to sign in. When PAR is in use
+// (see par.go) it first pushes the request to the provider, bounded by
+// ctx and at most 10 seconds: it then fails with ErrNotReady, a
+// *PARError (the provider refused or failed), or a transport error or
+// timeout.
+func (c *Client) AuthCodeURL(ctx context.Context, a AuthRequest) (string, error) {
 	d, err := c.login()
 	if err != nil {
 		return "", err
 	}
-	opts := []oauth2.AuthCodeOption{
-		gooidc.Nonce(a.Nonce),
-		oauth2.S256ChallengeOption(a.Verifier),
+	v := c.authParams(a)
+	if d.par != "" {
+		return c.pushAuthorization(ctx, d, v)
 	}
-	for k, v := range c.opts.AuthParams {
-		opts = append(opts, oauth2.SetAuthURLParam(k, v))
-	}
-	if a.Prompt != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("prompt", a.Prompt))
-	}
-	return d.oauth.AuthCodeURL(a.State, opts...), nil
+	return withQuery(d.authEndpoint, v), nil
 }
 
 // CheckIss applies RFC 9207: when the provider advertises the iss response
@@ -457,7 +457,7 @@ func (c *Client) CheckIss(iss string) error {
 		return err
 	}
 	if iss == "" {
-		if d.issParam {
+		if d.issParam || c.opts.Profile == ProfileFAPI2 {
 			return errors.New("missing iss parameter")
 		}
 		return nil

@@ -177,6 +177,8 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Now:                   o.Now,
 		ClockSkew:             cfg.OIDC.ClockSkew,
 		OnClientAuthFailure:   met.ClientAuthFailure,
+		PAR:                   cfg.OIDC.PAR,
+		Profile:               cfg.OIDC.Profile,
 	})
 	check := csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
 	check.OnReject = func() { met.Rejection("csrf") }
@@ -628,7 +630,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		go c.Run(dctx)
 		return stop
 	}
-	stopDiscovery := discover(s.OIDC)
+	// The first configuration's first discovery decides whether to start
+	// at all: a provider that answers but cannot serve the configuration
+	// (oidc.par required, oidc.profile) ends Run; one that is down is
+	// retried, and found unfit later it leaves the gateway not ready.
+	dctx, stopDiscovery := context.WithCancel(ctx)
+	firstDiscovery := s.OIDC.Start(dctx)
 	defer func() { stopDiscovery() }()
 
 	var public, adminH atomic.Pointer[http.Handler]
@@ -662,6 +669,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			return err
 		case <-ctx.Done():
 			done = true
+		case err := <-firstDiscovery:
+			firstDiscovery = nil
+			if errors.Is(err, oidc.ErrUnfit) {
+				srv.Close()
+				if adminSrv != nil {
+					adminSrv.Close()
+				}
+				return fmt.Errorf("identity provider: %w", err)
+			}
 		case <-o.Reload:
 			next, ncfg, err := reload(ctx, cfg, o)
 			if err != nil {
