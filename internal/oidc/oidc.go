@@ -169,6 +169,7 @@ func New(opts Options) *Client {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	c.hc = withDPoP(c.hc, c.now) // see dpop_client.go
 	return c
 }
 
