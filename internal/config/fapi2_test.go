@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloakroom/cloakroom/internal/tlstest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -34,6 +35,8 @@ func writeECKey(t *testing.T) string {
 
 func TestPARAndFAPI2Profile(t *testing.T) {
 	key := writeECKey(t)
+	cert := tlstest.NewCA(t, "FAPI CA").Client(t, "web")
+	certLines := []string{"client_certificate_file: " + cert.CertFile, "client_certificate_key_file: " + cert.KeyFile}
 	const secret = "  client_secret: not-a-real-secret\n" // line 5
 	// oidc returns minimal with line 5 replaced by lines (each indented
 	// two spaces, from line 5).
@@ -61,10 +64,13 @@ func TestPARAndFAPI2Profile(t *testing.T) {
 			{Line: 6, Key: "oidc.profile", Msg: `"fapi1" is not a profile: use fapi2, or remove it`}}, ""},
 
 		{"fapi2 with private_key_jwt and dpop", oidc(with("dpop: true", "profile: fapi2")...), nil, "auto"},
+		{"fapi2 with tls_client_auth: certificate-bound tokens", oidc(append([]string{"client_auth: tls_client_auth"}, append(certLines, "profile: fapi2")...)...), nil, "auto"},
+		{"fapi2 with self_signed_tls_client_auth", oidc(append([]string{"client_auth: self_signed_tls_client_auth"}, append(certLines, "profile: fapi2")...)...), nil, "auto"},
+		{"fapi2 with private_key_jwt and a client certificate", oidc(with(append(certLines, "profile: fapi2")...)...), nil, "auto"},
 		{"fapi2 with par required", oidc(with("dpop: true", "par: required", "profile: fapi2")...), nil, "required"},
 		{"fapi2 with the defaults", edit("", secret, secret+"  profile: fapi2\n"), []Problem{
 			{Line: 6, Key: "oidc.profile", Msg: `profile fapi2 requires client_auth private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not "client_secret_basic"`},
-			{Line: 6, Key: "oidc.profile", Msg: "profile fapi2 requires sender-constrained tokens: set oidc.dpop: true, or use client_auth tls_client_auth or self_signed_tls_client_auth"},
+			{Line: 6, Key: "oidc.profile", Msg: "profile fapi2 requires sender-constrained tokens: set oidc.dpop: true, or set client_certificate_file for certificate-bound tokens (RFC 8705)"},
 		}, ""},
 		{"fapi2 with each violation written", oidc("client_secret: not-a-real-secret", "client_auth: client_secret_post", "par: off", "dpop: false", "profile: fapi2"), []Problem{
 			{Line: 6, Key: "oidc.client_auth", Msg: `profile fapi2 requires client_auth private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not "client_secret_post"`},

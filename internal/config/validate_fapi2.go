@@ -2,12 +2,6 @@ package config
 
 import "net/url"
 
-// Client authentication methods of RFC 8705 §2 (OIDC.ClientAuth).
-const (
-	tlsClientAuth           = "tls_client_auth"
-	selfSignedTLSClientAuth = "self_signed_tls_client_auth"
-)
-
 // par checks oidc.par.
 func (v *validator) par() {
 	switch p := v.c.OIDC.PAR; p {
@@ -44,11 +38,11 @@ func (v *validator) fapi2() {
 		v.errorf("oidc.par", "off is not allowed with profile fapi2, which requires pushed authorization requests (RFC 9126): use required or auto")
 	}
 	// §5.3.2.1: private_key_jwt or mTLS client authentication.
-	mtls := o.ClientAuth == tlsClientAuth || o.ClientAuth == selfSignedTLSClientAuth
+	mtls := o.ClientAuth == TLSClientAuth || o.ClientAuth == SelfSignedTLSClientAuth
 	if o.ClientAuth != PrivateKeyJWT && !mtls {
 		v.errorf(at("oidc.client_auth"), "profile fapi2 requires client_auth private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not %s", v.quote("oidc.client_auth", o.ClientAuth))
 	}
-	if sc := o.ServiceClient; sc != nil && sc.ClientAuth != PrivateKeyJWT && sc.ClientAuth != tlsClientAuth && sc.ClientAuth != selfSignedTLSClientAuth {
+	if sc := o.ServiceClient; sc != nil && sc.ClientAuth != PrivateKeyJWT && sc.ClientAuth != TLSClientAuth && sc.ClientAuth != SelfSignedTLSClientAuth {
 		key := "oidc.service_client.client_auth"
 		if v.c.meta != nil && v.c.line(key) == 0 {
 			key = "oidc.service_client"
@@ -60,9 +54,10 @@ func (v *validator) fapi2() {
 		v.errorf(key, "profile fapi2 requires client_auth private_key_jwt, tls_client_auth or self_signed_tls_client_auth for the service client too, not %s", v.quote(key, auth))
 	}
 	// §5.3.2.1: sender-constrained access tokens, DPoP or certificate-bound
-	// (the client certificate of mTLS client authentication binds them).
-	if !o.DPoP && !mtls {
-		v.errorf(at("oidc.dpop"), "profile fapi2 requires sender-constrained tokens: set oidc.dpop: true, or use client_auth tls_client_auth or self_signed_tls_client_auth for certificate-bound tokens")
+	// (a client certificate, presented to the provider whatever the client
+	// authentication, binds them).
+	if !o.DPoP && !mtls && o.ClientCertificateFile == "" {
+		v.errorf(at("oidc.dpop"), "profile fapi2 requires sender-constrained tokens: set oidc.dpop: true, or set client_certificate_file for certificate-bound tokens (RFC 8705)")
 	}
 	// §5.2.2: TLS on every connection. Plain http is accepted at all only
 	// for localhost (see oidc and publicURL): a warning, for development.
