@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/httpx"
@@ -48,9 +47,6 @@ type Mediation struct {
 	// parameters of its mediated grant; a route whose Mediate is false
 	// answers 403.
 	Routes map[string]TokenRoute
-	// Nonces keeps the provider's latest DPoP nonce, keyed by the
-	// oidc.DPoPOrigin of its token endpoint; default a new cache.
-	Nonces *oidc.NonceCache
 }
 
 // TokenRoute is an API route as /bff/token sees it.
@@ -64,15 +60,9 @@ type TokenRoute struct {
 
 type mediation struct {
 	routes map[string]TokenRoute
-	nonces *oidc.NonceCache
 }
 
-func newMediation(m Mediation) mediation {
-	if m.Nonces == nil {
-		m.Nonces = oidc.NewNonceCache(0)
-	}
-	return mediation{routes: m.Routes, nonces: m.Nonces}
-}
+func newMediation(m Mediation) mediation { return mediation{routes: m.Routes} }
 
 // tokenTarget is GET /bff/token's answer.
 type tokenTarget struct {
@@ -95,11 +85,11 @@ func (h *Handler) tokenTarget(w http.ResponseWriter, r *http.Request) error {
 	if _, _, _, err := h.mediatedRoute(r); err != nil {
 		return err
 	}
-	htu, origin, err := h.tokenURL()
+	htu, err := h.tokenURL()
 	if err != nil {
 		return err
 	}
-	return httpx.JSON(w, http.StatusOK, tokenTarget{HTU: htu, HTM: http.MethodPost, Nonce: h.mediator.nonces.Get(origin)})
+	return httpx.JSON(w, http.StatusOK, tokenTarget{HTU: htu, HTM: http.MethodPost, Nonce: h.oidc.DPoPNonce()})
 }
 
 // mediate answers POST /bff/token.
@@ -109,7 +99,7 @@ func (h *Handler) mediate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	htu, origin, err := h.tokenURL()
+	htu, err := h.tokenURL()
 	if err != nil {
 		return err
 	}
@@ -132,10 +122,9 @@ func (h *Handler) mediate(w http.ResponseWriter, r *http.Request) error {
 	if !first {
 		return h.proofProblem(w, r, oidc.ErrorInvalidDPoPProof, "this DPoP proof was already used; make a new one", nil)
 	}
+	// The provider's DPoP-Nonce is kept by the client for GET as well
+	// (oidc.Client.DPoPNonce); nonce is the one this answer carried.
 	t, nonce, err := h.tokens.Mediate(r.Context(), s, route.Params, proofs[0], p.JKT)
-	if nonce != "" {
-		h.mediator.nonces.Set(origin, nonce)
-	}
 	var g *oidc.GrantError
 	switch {
 	case err == nil:
@@ -193,17 +182,14 @@ func (h *Handler) mediatedRoute(r *http.Request) (*session.Session, string, Toke
 	return s, apis[0], route, nil
 }
 
-// tokenURL is the provider's token endpoint and its DPoP origin.
-func (h *Handler) tokenURL() (htu, origin string, err error) {
-	htu, err = h.oidc.TokenURL()
+// tokenURL is the provider's token endpoint, as the gateway calls it (an
+// mTLS alias included).
+func (h *Handler) tokenURL() (string, error) {
+	htu, err := h.oidc.TokenURL()
 	if err != nil {
-		return "", "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is not reachable yet; try again shortly", Err: err}
+		return "", httpx.Error{Code: http.StatusServiceUnavailable, Msg: "the identity provider is not reachable yet; try again shortly", Err: err}
 	}
-	u, err := url.Parse(htu)
-	if err != nil {
-		return "", "", err
-	}
-	return htu, oidc.DPoPOrigin(u), nil
+	return htu, nil
 }
 
 // proofProblem answers 400 problem+json whose error member is an RFC 9449

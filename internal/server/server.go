@@ -227,6 +227,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Sessions: sessions, OIDC: oc, Tokens: src, CSRF: check,
 		CallbackPath: cfg.OIDC.CallbackPath, PublicOrigin: pub.Scheme + "://" + pub.Host,
 		Locker: locker, Replay: replay, Events: met, Logger: log,
+		Mediation: mediation(cfg),
 	}).Register(mux, named)
 	popts := proxy.Options{
 		PublicURL:      pub,
@@ -363,6 +364,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if iss, err := url.Parse(cfg.OIDC.Issuer); err == nil && iss.Host != "" {
 			csp += "; frame-src 'self' " + iss.Scheme + "://" + iss.Host
 		}
+		csp = spa.AddConnectSources(csp, mediatedOrigins(cfg)...)
 	}
 	switch {
 	case o.Frontend != nil:
