@@ -58,7 +58,9 @@ type Options struct {
 	Events Events
 	// Mediation configures /bff/token (token.go).
 	Mediation Mediation
-	Logger    *slog.Logger
+	// DPoP makes each login a DPoP key for its session (dpop.go).
+	DPoP   bool
+	Logger *slog.Logger
 }
 
 // Handler serves /bff/*.
@@ -73,6 +75,7 @@ type Handler struct {
 	replay   session.Store
 	events   Events
 	mediator mediation
+	dpop     bool
 	log      *slog.Logger
 }
 
@@ -84,6 +87,7 @@ func New(o Options) *Handler {
 	h := &Handler{
 		sessions: o.Sessions, oidc: o.OIDC, tokens: o.Tokens, csrf: o.CSRF, callback: o.CallbackPath,
 		origin: o.PublicOrigin, locker: o.Locker, replay: o.Replay, events: o.Events, log: o.Logger,
+		dpop: o.DPoP,
 	}
 	if h.events == nil {
 		h.events = noEvents{}
@@ -136,6 +140,8 @@ type attempt struct {
 	Return   string    `json:"r"`
 	Prompt   string    `json:"p,omitempty"`
 	Expires  time.Time `json:"e"`
+	// DPoPKey is the session-to-be's DPoP key (dpop.go).
+	DPoPKey []byte `json:"k,omitempty"`
 }
 
 var prompts = []string{"none", "login", "consent", "select_account", "create"}
@@ -160,7 +166,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	// With PAR this is a call to the provider; no attempt cookie is set
 	// unless it succeeds.
-	to, err := h.oidc.AuthCodeURL(r.Context(), oidc.AuthRequest{State: a.State, Nonce: a.Nonce, Verifier: a.Verifier, Prompt: prompt})
+	key, err := h.newLoginKey(&a)
+	if err != nil {
+		return err
+	}
+	to, err := h.oidc.AuthCodeURL(oidc.WithDPoPKey(r.Context(), key), oidc.AuthRequest{State: a.State, Nonce: a.Nonce, Verifier: a.Verifier, Prompt: prompt, DPoPJKT: jktOf(key)})
 	if err != nil {
 		return h.authRequestFailed(r, err)
 	}
@@ -257,7 +267,11 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 	if code == "" {
 		return h.failPage(w, r, "no_code", "the sign-in response has no authorization code", nil)
 	}
-	t, err := h.oidc.Exchange(r.Context(), code, a.Verifier, a.Nonce)
+	key, err := loginKey(&a)
+	if err != nil {
+		return h.failPage(w, r, "unknown_attempt", "this sign-in attempt is unknown or has expired; start again", err)
+	}
+	t, err := h.oidc.Exchange(oidc.WithDPoPKey(r.Context(), key), code, a.Verifier, a.Nonce)
 	if err != nil {
 		return h.failPage(w, r, "exchange", "the sign-in could not be completed", err)
 	}
@@ -273,6 +287,7 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 		LogoutID:     random(16),
 		ClientIP:     clientIP(r),
 		UserAgent:    shorten(r.UserAgent(), 120),
+		DPoPKey:      a.DPoPKey,
 	}
 	tokens.Apply(s, t, h.sessions.Now())
 	if err := h.sessions.Create(r.Context(), w, s); err != nil {
