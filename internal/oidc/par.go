@@ -150,10 +150,11 @@ func (c *Client) pushAuthorization(ctx context.Context, d *discovered, v url.Val
 	defer cancel()
 	// client_id stays in the body (RFC 9126 §2.1: the request is an
 	// authorization request); post adds the client's authentication.
-	// DPoP (RFC 9449 §10.1) binds the code either by dpop_jkt, already in
-	// v when AuthRequest.DPoPJKT is set, or by a DPoP proof header on this
-	// request: a proof belongs here, added by the DPoP-aware post.
-	resp, err := c.post(ctx, d.par, v)
+	// DPoP (RFC 9449 §10.1) binds the code by dpop_jkt, already in v when
+	// AuthRequest.DPoPJKT is set, and by the proof the DPoP transport adds
+	// when ctx carries the key (WithDPoPKey); postDPoP answers the
+	// provider's use_dpop_nonce.
+	resp, err := c.postDPoP(ctx, d.par, v)
 	if err != nil {
 		return "", fmt.Errorf("pushed authorization request: %w", err)
 	}
