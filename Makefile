@@ -19,12 +19,12 @@ OP_STAMP := $(OP_DIR)/node_modules/.package-lock.json
 export CLOAKROOM_REQUIRE_INTEGRATION := 1
 export CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: test deps load deps-system fmt-check vet browser-check bench demo
+.PHONY: test deps load deps-system fmt-check vet browser-check bench demo providers
 
-test: deps fmt-check vet browser-check
+test: deps fmt-check vet browser-check providers
 	@echo "benchmarks, once each so they never rot"
 	@CLOAKROOM_FOOTPRINT_N=1000 $(GO) test -run '^$$' -bench . -benchtime=1x ./... > .bench-smoke.log 2>&1 || { cat .bench-smoke.log; exit 1; }
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 deps: deps-system $(NODE_STAMP) $(OP_STAMP)
 
@@ -50,6 +50,12 @@ $(NODE_STAMP): $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json | de
 $(OP_STAMP): $(OP_DIR)/package.json $(OP_DIR)/package-lock.json | deps-system
 	npm ci --prefix $(OP_DIR) --no-audit --no-fund
 	@touch $@
+
+# The identity providers the interop tests run (Ory Hydra, Dex) are built once
+# per machine and version into ~/.cache/cloakroom-tools (internal/oidctest/gotool);
+# a cold build takes minutes, so it happens here and not inside a test's time limit.
+providers:
+	$(GO) test -count=1 -timeout 45m -run '^TestBuildAll$$' ./internal/oidctest/gotool/
 
 fmt-check:
 	@out=$$(find . -name '*.go' -not -path './$(BROWSER_DIR)/node_modules/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \

@@ -45,6 +45,7 @@ var allowed = map[string][]string{
 	"internal/demo/idp":            {},
 	"internal/oidctest/zitadelop":  {},
 	"internal/oidctest/gotool":     {},
+	"internal/oidctest/dex":        {"internal/oidctest/gotool"},
 	"internal/oidctest/hydra":      {"internal/oidctest/gotool"},
 	"internal/oidctest/nodeop":     {},
 	"internal/server": {

@@ -165,7 +165,7 @@ type Request struct {
 // CI must never pass them by skipping.
 func Start(t testing.TB, redirectURI string, opts Options) *Provider {
 	t.Helper()
-	bin := gotool.Build(t, "dex", "github.com/dexidp/dex/cmd/dex")
+	bin := gotool.Build(t, "dex")
 
 	p := &Provider{
 		ClientID:     ClientID,

@@ -32,11 +32,31 @@ import (
 // machine with a cold module cache takes several minutes.
 const buildTimeout = 20 * time.Minute
 
-// Build returns the path of the binary of package pkg, built in the tool
-// module tools/<name> with the given build tags.
-func Build(t testing.TB, name, pkg string, tags ...string) string {
+// spec is how one tool is built: its main package and build tags.
+type spec struct {
+	pkg  string
+	tags []string
+}
+
+// tools are the programs the tests run, by the name of their module
+// directory under tools/. `make test` builds them all first (TestBuildAll),
+// so that no test package spends its own time limit on a cold build.
+var tools = map[string]spec{
+	// Ory Hydra v2.3.0 with its in-memory SQLite database (DSN=memory).
+	"hydra": {pkg: "github.com/ory/hydra/v2", tags: []string{"sqlite", "sqlite_omit_load_extension"}},
+	// Dex v2.45.1.
+	"dex": {pkg: "github.com/dexidp/dex/cmd/dex"},
+}
+
+// Build returns the path of the binary of the tool name (a key of tools),
+// built in its module tools/<name>.
+func Build(t testing.TB, name string) string {
 	t.Helper()
-	path, err := build(name, pkg, tags)
+	sp, ok := tools[name]
+	if !ok {
+		t.Fatalf("gotool: no tool %q", name)
+	}
+	path, err := build(name, sp.pkg, sp.tags)
 	if err != nil {
 		t.Fatalf("build %s: %v", name, err)
 	}

@@ -127,7 +127,7 @@ type Request struct {
 // ready and stops it at test cleanup. A failed build or start fails the test.
 func Start(t testing.TB, opts Options) *Provider {
 	t.Helper()
-	bin := gotool.Build(t, "hydra", "github.com/ory/hydra/v2", "sqlite", "sqlite_omit_load_extension")
+	bin := gotool.Build(t, "hydra")
 
 	p := &Provider{
 		Subject:       "user-" + randomHex(t, 4),
