@@ -25,6 +25,8 @@ test: deps fmt-check vet browser-check providers
 	@echo "benchmarks, once each so they never rot"
 	@CLOAKROOM_FOOTPRINT_N=1000 $(GO) test -run '^$$' -bench . -benchtime=1x ./... > .bench-smoke.log 2>&1 || { cat .bench-smoke.log; exit 1; }
 	$(GO) test -race -count=1 -timeout 30m ./...
+	@echo "deploy kit: the Helm chart rendered and checked against the Kubernetes API types, the Dockerfile and the systemd unit"
+	cd tools/deploycheck && $(GO) test -count=1 -timeout 30m ./...
 
 deps: deps-system $(NODE_STAMP) $(OP_STAMP)
 
@@ -35,6 +37,7 @@ deps-system:
 	command -v node >/dev/null 2>&1 || pkgs="$$pkgs nodejs"; \
 	command -v npm >/dev/null 2>&1 || pkgs="$$pkgs npm"; \
 	command -v gcc >/dev/null 2>&1 || pkgs="$$pkgs gcc libc6-dev"; \
+	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$$pkgs systemd"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "deps: installing$$pkgs"; \
 		$(SUDO) apt-get update; \
