@@ -85,7 +85,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path, os.LookupEnv)
 	if err == nil {
-		if list := server.CheckComposites(cfg); len(list) > 0 {
+		if list := append(server.CheckComposites(cfg), server.CheckClientAuth(cfg)...); len(list) > 0 {
 			err = &config.Problems{File: *path, List: list}
 		}
 	}

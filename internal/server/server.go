@@ -115,11 +115,9 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		return nil, fmt.Errorf("public_url: %w", err)
 	}
 	pub.Path = ""
-	if cfg.OIDC.ClientAuth == "private_key_jwt" {
-		return nil, errors.New("oidc.client_auth: private_key_jwt is not supported yet; use client_secret_basic or client_secret_post")
-	}
-	if sc := cfg.OIDC.ServiceClient; sc != nil && sc.ClientAuth == config.PrivateKeyJWT {
-		return nil, errors.New("oidc.service_client.client_auth: private_key_jwt is not supported yet; use client_secret_basic or client_secret_post")
+	creds, problems := loadClientCredentials(cfg) // see clientauth.go
+	if len(problems) > 0 {
+		return nil, problemsError(problems)
 	}
 	store, cookieMode := o.store, cfg.Session.Store == "cookie"
 	if store == nil && !cookieMode {
@@ -167,6 +165,8 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		ClientID:              cfg.OIDC.ClientID,
 		ClientSecret:          cfg.OIDC.ClientSecret,
 		ClientAuth:            cfg.OIDC.ClientAuth,
+		SigningKeys:           creds.main,
+		ClientCertificate:     creds.cert,
 		RedirectURL:           pub.String() + cfg.OIDC.CallbackPath,
 		PostLogoutRedirectURL: pub.String() + postLogout,
 		Scopes:                cfg.OIDC.Scopes,
@@ -205,7 +205,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 	service := oc // client-credentials and exchanged tokens
 	if sc := cfg.OIDC.ServiceClient; sc != nil {
-		service = oc.WithCredentials(oidc.Credentials{ClientID: sc.ClientID, ClientSecret: sc.ClientSecret, ClientAuth: sc.ClientAuth})
+		service = oc.WithCredentials(oidc.Credentials{ClientID: sc.ClientID, ClientSecret: sc.ClientSecret, ClientAuth: sc.ClientAuth, SigningKeys: creds.service})
 	}
 	src := tokens.New(tokens.Options{
 		Sessions:      sessions,
@@ -229,6 +229,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Locker: locker, Replay: replay, Events: met, Logger: log,
 		Mediation: mediation(cfg),
 	}).Register(mux, named)
+	mux.Handle("GET "+bff.JWKSPath, named("bff_jwks", bff.JWKS(creds.jwks)))
 	popts := proxy.Options{
 		PublicURL:      pub,
 		CSRFHeader:     check.Header(),
@@ -274,7 +275,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
 		}
-		tlsConf, err := upstreamTLS(a)
+		tlsConf, err := upstreamTLS(a, creds.cert)
 		if err != nil {
 			return nil, err
 		}

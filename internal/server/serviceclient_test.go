@@ -3,7 +3,6 @@ package server_test
 import (
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,16 +187,5 @@ func TestServiceClient(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestServiceClientPrivateKeyJWTRefused: like the main client's,
-// private_key_jwt for the service client passes check but not serve yet.
-func TestServiceClientPrivateKeyJWTRefused(t *testing.T) {
-	cfg := baseConfig("http://localhost:8080", "http://127.0.0.1:1", "web", "web-secret")
-	cfg.OIDC.ServiceClient = &config.ServiceClient{ClientID: "api-caller", ClientAuth: config.PrivateKeyJWT, PrivateKeyFile: "key.pem"}
-	_, err := server.New(cfg, server.Options{})
-	if err == nil || !strings.Contains(err.Error(), "oidc.service_client.client_auth: private_key_jwt is not supported yet") {
-		t.Errorf("server.New: %v, want private_key_jwt of the service client refused", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/aggregate"
@@ -15,13 +16,28 @@ import (
 // has none. Every build of the gateway reads them again: that is how a
 // reload (SIGHUP) takes up a renewed certificate, and a file that no longer
 // loads makes the reload fail, so the running configuration stays.
-func upstreamTLS(a config.API) (*tls.Config, error) {
-	if a.TLS == nil {
+//
+// cert is the gateway's client certificate (oidc.client_certificate_file),
+// or nil. A route with an https upstream and no cert_file of its own
+// presents it, so that an API receiving tokens bound to that certificate
+// (RFC 8705 §3) sees it on the connection; apis[].tls.cert_file, when set,
+// wins.
+func upstreamTLS(a config.API, cert *tls.Certificate) (*tls.Config, error) {
+	bound := cert != nil && strings.HasPrefix(a.Upstream, "https://") && (a.TLS == nil || a.TLS.CertFile == "")
+	if a.TLS == nil && !bound {
 		return nil, nil
 	}
-	c, err := proxy.LoadTLS(proxy.TLSFiles{CAFile: a.TLS.CAFile, CertFile: a.TLS.CertFile, KeyFile: a.TLS.KeyFile, ServerName: a.TLS.ServerName})
+	var f proxy.TLSFiles
+	if a.TLS != nil {
+		f = proxy.TLSFiles{CAFile: a.TLS.CAFile, CertFile: a.TLS.CertFile, KeyFile: a.TLS.KeyFile, ServerName: a.TLS.ServerName}
+	}
+	c, err := proxy.LoadTLS(f)
 	if err != nil {
 		return nil, fmt.Errorf("apis %q: tls: %w", a.Path, err)
+	}
+	if bound {
+		// As LoadTLS hands out its own: whenever the upstream asks.
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	return c, nil
 }
