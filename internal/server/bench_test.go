@@ -18,7 +18,10 @@ import (
 // chain (host guard, security headers, CSRF check, session load and unseal,
 // token, ReverseProxy) with a bare httputil.ReverseProxy that adds a fixed
 // bearer, both against the same real upstream over loopback, measured in
-// the same run. The ratio metrics are cloakroom/bare.
+// the same run. The ratio metrics are cloakroom/bare. "dpop" is the
+// cloakroom call with oidc.dpop: a DPoP-bound token and a fresh proof
+// signed with the session's key on every call (its ratios are to
+// "cloakroom"; it needs Node.js for oidc-provider, see package nodeop).
 func BenchmarkProxy(b *testing.B) {
 	up := benchUpstream(b)
 	target, _ := url.Parse(up.URL)
@@ -36,7 +39,7 @@ func BenchmarkProxy(b *testing.B) {
 	// Each sub-benchmark records its own cost; "cloakroom" runs second and
 	// reports its ratios to "bare".
 	type cost struct{ ns, allocs float64 }
-	var bareCost cost
+	var bareCost, bearerCost cost
 	measure := func(b *testing.B, h http.Handler, req func() *http.Request) cost {
 		b.ReportAllocs()
 		var before, after runtime.MemStats
@@ -66,6 +69,20 @@ func BenchmarkProxy(b *testing.B) {
 		if bareCost.ns > 0 {
 			b.ReportMetric(c.ns/bareCost.ns, "x-bare-ns")
 			b.ReportMetric(c.allocs/max(bareCost.allocs, 1), "x-bare-allocs")
+		}
+		bearerCost = c
+	})
+	b.Run("dpop", func(b *testing.B) {
+		public, handler, cookie := benchDPoPGateway(b, up.URL)
+		c := measure(b, handler, func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, public+"/api/orders/recent", nil)
+			r.Header.Set("X-CSRF", "1")
+			r.AddCookie(cookie)
+			return r
+		})
+		if bearerCost.ns > 0 {
+			b.ReportMetric(c.ns/bearerCost.ns, "x-bearer-ns")
+			b.ReportMetric(c.allocs/max(bearerCost.allocs, 1), "x-bearer-allocs")
 		}
 	})
 }

@@ -129,6 +129,10 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if strings.EqualFold(cfg.Session.SameSite, "lax") {
 		sameSite = http.SameSiteLaxMode
 	}
+	dpop, err := newDPoP(cfg) // see dpop.go
+	if err != nil {
+		return nil, err
+	}
 	var oc *oidc.Client
 	revoke := func(s *session.Session) {
 		if s.RefreshToken == "" || oc == nil {
@@ -177,6 +181,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Now:                   o.Now,
 		ClockSkew:             cfg.OIDC.ClockSkew,
 		OnClientAuthFailure:   met.ClientAuthFailure,
+		TokenType:             dpop.tokenType(),
 		PAR:                   cfg.OIDC.PAR,
 		Profile:               cfg.OIDC.Profile,
 	})
@@ -216,6 +221,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		RefreshParams: oidc.TokenParams{Resource: cfg.OIDC.AuthParams["resource"], Audience: cfg.OIDC.AuthParams["audience"]},
 		OnRefresh:     met.Refresh,
 		Tracer:        tr.tracer(),
+		DPoP:          dpop.key,
 		Logger:        log,
 		Now:           o.Now,
 	})
@@ -226,7 +232,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	bff.New(bff.Options{
 		Sessions: sessions, OIDC: oc, Tokens: src, CSRF: check,
 		CallbackPath: cfg.OIDC.CallbackPath, PublicOrigin: pub.Scheme + "://" + pub.Host,
-		Locker: locker, Replay: replay, Events: met, Logger: log,
+		Locker: locker, Replay: replay, Events: met, Logger: log, DPoP: cfg.OIDC.DPoP,
 		Mediation: mediation(cfg),
 	}).Register(mux, named)
 	mux.Handle("GET "+bff.JWKSPath, named("bff_jwks", bff.JWKS(creds.jwks)))
@@ -237,6 +243,8 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		TrustedProxies: trusted,
 		OnUpstream:     met.Upstream,
 		WrapTransport:  tr.transport,
+		DPoP:           dpop.proxyNonces(),
+		Now:            o.Now,
 		Logger:         log,
 	}
 	ip := clientIPFunc(trusted)
@@ -338,6 +346,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		idle.add(ct)
 		h, err = aggregate.New(comp, aggregate.Options{
 			Claims: claims, Transport: tr.transport(ct), Logger: log,
+			DPoP: dpop.partNonces(), Now: o.Now,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("composites %q: %w", c.Path, err)
