@@ -61,6 +61,13 @@ func TestValidateClientAuth(t *testing.T) {
 		{"private_key_jwt with certificate (Entra ID)", oidc("", with("client_auth: private_key_jwt", "private_key_file: "+cert.KeyFile)...), nil},
 		{"private key with tls_client_auth", oidc("", with("client_auth: tls_client_auth", "private_key_file: "+cert.KeyFile)...), []Problem{
 			{Line: 6, Key: "oidc.private_key_file", Msg: "is used only with client_auth private_key_jwt: remove it", Warning: true}}},
+		{"assertion audience endpoint", oidc("", "client_auth: private_key_jwt", "private_key_file: "+cert.KeyFile, "client_assertion_audience: endpoint"), nil},
+		{"assertion audience unknown", oidc("", "client_auth: private_key_jwt", "private_key_file: "+cert.KeyFile, "client_assertion_audience: token"), []Problem{
+			{Line: 7, Key: "oidc.client_assertion_audience", Msg: `"token" is not an audience: use issuer (the default) or endpoint`}}},
+		{"assertion audience without private_key_jwt", edit("", secret, secret+"  client_assertion_audience: endpoint\n"), []Problem{
+			{Line: 6, Key: "oidc.client_assertion_audience", Msg: "is used only with client_auth private_key_jwt: remove it", Warning: true}}},
+		{"assertion audience endpoint with fapi2", oidc("", "client_auth: private_key_jwt", "private_key_file: "+cert.KeyFile, "client_assertion_audience: endpoint", "dpop: true", "profile: fapi2"), []Problem{
+			{Line: 7, Key: "oidc.client_assertion_audience", Msg: "profile fapi2 requires the issuer as the audience of client assertions"}}},
 		{"service client tls_client_auth with the main certificate", edit(clientAPI, secret, secret+"  client_certificate_file: "+cert.CertFile+"\n  client_certificate_key_file: "+cert.KeyFile+"\n  service_client:\n    client_id: svc\n    client_auth: tls_client_auth\n"), nil},
 		{"service client tls_client_auth without certificate", edit(clientAPI, secret, secret+"  service_client:\n    client_id: svc\n    client_auth: self_signed_tls_client_auth\n"), []Problem{
 			{Line: 8, Key: "oidc.service_client.client_auth", Msg: "self_signed_tls_client_auth needs the client certificate: set oidc.client_certificate_file and oidc.client_certificate_key_file"}}},

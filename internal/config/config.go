@@ -114,6 +114,11 @@ type OIDC struct {
 	// whose tls sets no cert_file of its own.
 	ClientCertificateFile    string `yaml:"client_certificate_file"`
 	ClientCertificateKeyFile string `yaml:"client_certificate_key_file"`
+	// ClientAssertionAudience is the aud of private_key_jwt assertions:
+	// issuer (default when empty: SPEC, FAPI 2.0) or endpoint (the URL of
+	// the endpoint called, which Okta and Entra ID require). The service
+	// client uses the same.
+	ClientAssertionAudience string `yaml:"client_assertion_audience"`
 	// Scopes are requested at login and must include openid. Default
 	// [openid, profile, email, offline_access].
 	Scopes []string `yaml:"scopes"`

@@ -93,6 +93,27 @@ func (v *validator) clientCertificate() {
 	case o.ClientCertificateKeyFile != "":
 		v.errorf(keyKey, "needs client_certificate_file, the client certificate: set both, or neither")
 	}
+	v.assertionAudience()
+}
+
+// assertionAudience checks oidc.client_assertion_audience.
+func (v *validator) assertionAudience() {
+	o := v.c.OIDC
+	const key = "oidc.client_assertion_audience"
+	switch o.ClientAssertionAudience {
+	case "", "issuer":
+	case "endpoint":
+		if o.Profile == "fapi2" {
+			v.errorf(key, "profile fapi2 requires the issuer as the audience of client assertions: remove client_assertion_audience")
+		}
+	default:
+		v.errorf(key, "%s is not an audience: use issuer (the default) or endpoint", v.quote(key, o.ClientAssertionAudience))
+		return
+	}
+	jwt := o.ClientAuth == PrivateKeyJWT || o.ServiceClient != nil && o.ServiceClient.ClientAuth == PrivateKeyJWT
+	if o.ClientAssertionAudience != "" && !jwt {
+		v.warnf(key, "is used only with client_auth private_key_jwt: remove it")
+	}
 }
 
 // lastKey is the last element of a dotted key: "cert_file" of

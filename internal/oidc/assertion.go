@@ -144,12 +144,15 @@ type assertionClaims struct {
 }
 
 // Assertion returns a new signed client assertion.
-func (a *ClientAssertions) Assertion() (string, error) {
+func (a *ClientAssertions) Assertion() (string, error) { return a.assertion(a.aud) }
+
+// assertion returns a new signed client assertion for aud.
+func (a *ClientAssertions) assertion(aud string) (string, error) {
 	now := a.now()
 	payload, err := json.Marshal(assertionClaims{
 		Issuer:   a.clientID,
 		Subject:  a.clientID,
-		Audience: a.aud,
+		Audience: aud,
 		ID:       newJTI(),
 		IssuedAt: now.Unix(),
 		Expiry:   now.Add(a.life).Unix(),
@@ -170,6 +173,23 @@ func (a *ClientAssertions) Assertion() (string, error) {
 // harmless, and some providers (Entra ID) require it.
 func (a *ClientAssertions) AddTo(v url.Values) error {
 	s, err := a.Assertion()
+	if err != nil {
+		return err
+	}
+	v.Set("client_id", a.clientID)
+	v.Set(ParamClientAssertionType, ClientAssertionType)
+	v.Set(ParamClientAssertion, s)
+	return nil
+}
+
+// AddToFor is AddTo with aud as the assertion's audience instead of
+// AssertionOptions.Audience: the URL of the endpoint called, for providers
+// that want that (see AudienceEndpoint).
+func (a *ClientAssertions) AddToFor(v url.Values, aud string) error {
+	if aud == "" {
+		return errors.New("client assertion: no audience")
+	}
+	s, err := a.assertion(aud)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,11 @@ func newClientAuth(o Options) clientAuth {
 	case "", ClientSecretBasic, ClientSecretPost:
 		return clientAuth{}
 	case PrivateKeyJWT:
+		switch o.AssertionAudience {
+		case "", AudienceIssuer, AudienceEndpoint:
+		default:
+			return clientAuth{err: fmt.Errorf("unknown client assertion audience %q", o.AssertionAudience)}
+		}
 		a, err := NewClientAssertions(o.SigningKeys, AssertionOptions{
 			ClientID: o.ClientID, Audience: o.Issuer, Now: o.Now, Certificate: leafOf(o.ClientCertificate),
 		})
@@ -62,18 +67,32 @@ func newClientAuth(o Options) clientAuth {
 	}
 }
 
+// Audiences of client assertions (Options.AssertionAudience).
+const (
+	// AudienceIssuer is the issuer identifier: what SPEC, the FAPI 2.0
+	// Security Profile and the draft revising RFC 7523 ask for.
+	AudienceIssuer = "issuer"
+	// AudienceEndpoint is the URL of the endpoint the assertion is sent to
+	// (RFC 7523 §3 and OIDC Core §9 allow it): Okta refuses any other
+	// ("the audience claim for client_assertion must be the endpoint
+	// invoked for the request"), and Entra ID's certificate credentials
+	// take the token endpoint.
+	AudienceEndpoint = "endpoint"
+)
+
 // authenticate adds the client's credentials to v, the form of a call to
-// the token, PAR, revocation or introspection endpoint, and reports
-// whether they go in an HTTP Basic Authorization header instead:
+// endpoint (the token, PAR, revocation or introspection endpoint), and
+// reports whether they go in an HTTP Basic Authorization header instead:
 //
 //   - client_secret_basic: id and secret in Basic (RFC 6749 §2.3.1, each
 //     form-encoded first);
 //   - client_secret_post: client_id and client_secret in the form;
 //   - private_key_jwt: client_id and a new client assertion (RFC 7523
-//     §2.2: fresh jti, aud the issuer) in the form;
+//     §2.2: fresh jti, aud the issuer, or endpoint with AudienceEndpoint)
+//     in the form;
 //   - tls_client_auth, self_signed_tls_client_auth: client_id in the form
 //     (RFC 8705 §2), the certificate in the TLS handshake.
-func (c *Client) authenticate(v url.Values) (basic bool, err error) {
+func (c *Client) authenticate(endpoint string, v url.Values) (basic bool, err error) {
 	if c.auth.err != nil {
 		return false, c.auth.err
 	}
@@ -83,6 +102,9 @@ func (c *Client) authenticate(v url.Values) (basic bool, err error) {
 		v.Set("client_secret", c.opts.ClientSecret)
 		return false, nil
 	case PrivateKeyJWT:
+		if c.opts.AssertionAudience == AudienceEndpoint {
+			return false, c.auth.assertions.AddToFor(v, endpoint)
+		}
 		return false, c.auth.assertions.AddTo(v)
 	case TLSClientAuth, SelfSignedTLSClientAuth:
 		v.Set("client_id", c.opts.ClientID)

@@ -298,3 +298,31 @@ func selfSigned(t *testing.T, key *ecdsa.PrivateKey) *x509.Certificate {
 	}
 	return cert
 }
+
+// TestPrivateKeyJWTEndpointAudience: with AudienceEndpoint (Okta, Entra
+// ID) each assertion's aud is the URL of the endpoint it is sent to.
+func TestPrivateKeyJWTEndpointAudience(t *testing.T) {
+	p, requests := recordingProvider(t)
+	keys := mustKeys(t, pkcs8(t, ecKey256()))
+	o := options(p)
+	o.ClientSecret, o.ClientAuth, o.SigningKeys, o.AssertionAudience = "", oidc.PrivateKeyJWT, keys, oidc.AudienceEndpoint
+	c := oidc.New(o)
+	if err := c.Discover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ClientCredentials(t.Context(), oidc.TokenParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(t.Context(), "rt", "refresh_token"); err != nil {
+		t.Fatal(err)
+	}
+	got := requests()
+	if len(got) != 2 {
+		t.Fatalf("got %d requests, want 2", len(got))
+	}
+	for _, r := range got {
+		if aud := checkAssertion(t, keys, r.form.Get(oidc.ParamClientAssertion)).Aud; aud != p.URL+r.path {
+			t.Errorf("%s: aud %q, want %q", r.path, aud, p.URL+r.path)
+		}
+	}
+}

@@ -77,6 +77,10 @@ type Options struct {
 	ClientAuth string
 	// SigningKeys sign the client assertions of private_key_jwt.
 	SigningKeys *SigningKeys
+	// AssertionAudience is the aud of client assertions: AudienceIssuer
+	// (default when empty) or AudienceEndpoint. A WithCredentials client
+	// uses the same.
+	AssertionAudience string
 	// ClientCertificate, when set, is presented on every connection to the
 	// provider that asks for one, and the endpoints of
 	// mtls_endpoint_aliases are used (RFC 8705, see mtls.go): for

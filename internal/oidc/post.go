@@ -16,7 +16,7 @@ import (
 // post sends a form to the provider with client authentication (see
 // authenticate).
 func (c *Client) post(ctx context.Context, endpoint string, v url.Values) (*http.Response, error) {
-	basic, err := c.authenticate(v)
+	basic, err := c.authenticate(endpoint, v)
 	if err != nil {
 		return nil, fmt.Errorf("client authentication: %w", err)
 	}

@@ -170,6 +170,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		ClientSecret:          cfg.OIDC.ClientSecret,
 		ClientAuth:            cfg.OIDC.ClientAuth,
 		SigningKeys:           creds.main,
+		AssertionAudience:     cfg.OIDC.ClientAssertionAudience,
 		ClientCertificate:     creds.cert,
 		RedirectURL:           pub.String() + cfg.OIDC.CallbackPath,
 		PostLogoutRedirectURL: pub.String() + postLogout,
