@@ -34,14 +34,20 @@ func IsClientAuthFailure(err error) bool {
 // IsDeadGrant reports whether err says the grant (an authorization code or
 // a refresh token) will never be accepted: any 400 answer whatever its
 // error code, or invalid_grant or unauthorized_client whatever the status,
-// unless IsClientAuthFailure. Dex v2.45.1 answers a spent or expired
-// refresh token with 400 invalid_request, not invalid_grant.
+// unless IsClientAuthFailure or IsProofRefusal. Dex v2.45.1 answers a
+// spent or expired refresh token with 400 invalid_request, not
+// invalid_grant.
 //
-// Other refusals (403, 404, 429, 5xx), transport errors and timeouts are
-// neither: they say nothing about the grant.
+// A 400 use_dpop_nonce or invalid_dpop_proof refuses the DPoP proof, not
+// the grant (RFC 9449 §5, §8): on the client's own requests the nonce was
+// already retried once (postDPoP), so a second demand, or a refused
+// proof, is the provider's or the gateway's trouble, and the refresh token
+// may still be good. Other refusals (403, 404, 429, 5xx), transport errors
+// and timeouts are not dead grants either: they say nothing about the
+// grant.
 func IsDeadGrant(err error) bool {
 	var g *GrantError
-	if !errors.As(err, &g) || IsClientAuthFailure(err) {
+	if !errors.As(err, &g) || IsClientAuthFailure(err) || IsProofRefusal(err) {
 		return false
 	}
 	return g.HTTP == http.StatusBadRequest || g.Code == "invalid_grant" || g.Code == "unauthorized_client"

@@ -315,6 +315,8 @@ func TestRefreshErrorClassification(t *testing.T) {
 		{"401 invalid_client", status(401, "invalid_client"), nil, clientAuth},
 		{"400 invalid_client", status(400, "invalid_client"), nil, clientAuth},
 		{"401 without an error code", status(401, ""), nil, clientAuth},
+		{"400 use_dpop_nonce", status(400, "use_dpop_nonce"), nil, outage},
+		{"400 invalid_dpop_proof", status(400, "invalid_dpop_proof"), nil, outage},
 		{"403 access_denied", status(403, "access_denied"), nil, outage},
 		{"404", status(404, ""), nil, outage},
 		{"429 slow_down", status(429, "slow_down"), nil, outage},

@@ -34,11 +34,12 @@
 //     as for an outage, since signing in again cannot help (the code
 //     exchange needs the same credentials): the request gets 503
 //     problem+json and the session's refreshes back off.
-//   - Anything else (5xx, 403, 404, 429, timeouts, transport errors) is
-//     the provider being down, not a dead token: the request gets 503, the
-//     session stays, and the session's next refresh waits a growing
-//     backoff (1s to 30s) while its current token, if still valid, keeps
-//     being used.
+//   - Anything else (5xx, 403, 404, 429, timeouts, transport errors, and
+//     a 400 use_dpop_nonce or invalid_dpop_proof, which refuses the DPoP
+//     proof and not the grant: oidc.IsProofRefusal) is the provider being
+//     down, not a dead token: the request gets 503, the session stays,
+//     and the session's next refresh waits a growing backoff (1s to 30s)
+//     while its current token, if still valid, keeps being used.
 //
 // A client-credentials or exchange token request the provider refuses
 // (an answer below 500, or one that fails validation) gets 401; one it
