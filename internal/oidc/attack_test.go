@@ -888,8 +888,8 @@ func TestRefresh(t *testing.T) {
 				}
 				noLeak(t, err, oldRT)
 				untouched(t, p)
-				if tc.name == "invalid_grant" && !oidc.IsInvalidGrant(err) {
-					t.Errorf("IsInvalidGrant(%v) = false, want true", err)
+				if tc.name == "invalid_grant" && !oidc.IsDeadGrant(err) {
+					t.Errorf("IsDeadGrant(%v) = false, want true", err)
 				}
 				return
 			}

@@ -506,13 +506,6 @@ func (e *GrantError) Error() string {
 	return fmt.Sprintf("token endpoint answered %d %s", e.HTTP, e.Code)
 }
 
-// IsInvalidGrant reports whether err says the grant (code or refresh token)
-// is dead for good, as opposed to a transient failure.
-func IsInvalidGrant(err error) bool {
-	var g *GrantError
-	return errors.As(err, &g) && (g.Code == "invalid_grant" || g.Code == "unauthorized_client")
-}
-
 // Exchange trades an authorization code for tokens and verifies the ID
 // token, including its nonce, which must not be empty.
 //
