@@ -201,6 +201,45 @@ func TestRefreshClientAuthFailure(t *testing.T) {
 	}
 }
 
+// A refresh refused for its DPoP proof (use_dpop_nonce after the one
+// retry, invalid_dpop_proof) says nothing about the refresh token: the
+// session stays, the API answers 503 and the refreshes back off.
+func TestRefreshProofRefusalKeepsSession(t *testing.T) {
+	for _, code := range []string{"use_dpop_nonce", "invalid_dpop_proof"} {
+		t.Run(code, func(t *testing.T) {
+			e := newHostileEnv(t, nil)
+			b := newBrowser(t)
+			if r := e.login(t, b); r.StatusCode != http.StatusOK {
+				t.Fatalf("login: %d %s", r.StatusCode, r.Body)
+			}
+			login, _ := e.last(t)
+			e.p.Edit(func(p *hostile.Provider) {
+				p.Refresh = hostile.Status(http.StatusBadRequest, map[string]any{"error": code})
+			})
+			e.expire()
+			if r := e.api(b); r.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("API: got %d, want 503", r.StatusCode)
+			}
+			if got := e.user(b); got != http.StatusOK {
+				t.Errorf("/bff/user: got %d, want 200 (the session stays)", got)
+			}
+			if e.p.Revoked(login["refresh_token"].(string)) {
+				t.Error("the session's refresh token was revoked")
+			}
+			if got := metricValue(t, e.metrics(t), "cloakroom_token_refreshes_total", `outcome="idp_error"`); got != 1 {
+				t.Errorf("idp_error refreshes: got %v, want 1", got)
+			}
+
+			// Accepted again after the backoff: the same session refreshes.
+			e.p.Edit(func(p *hostile.Provider) { p.Refresh = nil })
+			e.g.Clock.Advance(2 * time.Second)
+			if r := e.api(b); r.StatusCode != http.StatusOK {
+				t.Errorf("API after the backoff: got %d, want 200", r.StatusCode)
+			}
+		})
+	}
+}
+
 // A refresh answer that fails validation ends the session, and the old
 // refresh token and the tokens of that answer are revoked.
 func TestUntrustedRefreshEndsSession(t *testing.T) {
