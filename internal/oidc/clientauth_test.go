@@ -74,7 +74,9 @@ func TestPrivateKeyJWTEveryCall(t *testing.T) {
 	if err := c.Discover(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = c.Exchange(t.Context(), "the-code", "the-verifier", hostile.DefaultNonce) // its ID token does not matter here
+	// The answer has no ID token: the exchange fails and revokes the
+	// answer's two tokens, which makes three requests.
+	_, _ = c.Exchange(t.Context(), "the-code", "the-verifier", hostile.DefaultNonce)
 	if _, err := c.Refresh(t.Context(), "rt-1", "", oidc.TokenParams{}); err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
@@ -89,8 +91,8 @@ func TestPrivateKeyJWTEveryCall(t *testing.T) {
 	}
 
 	got := requests()
-	if len(got) != 5 {
-		t.Fatalf("got %d requests, want 5", len(got))
+	if len(got) != 7 {
+		t.Fatalf("got %d requests, want 7", len(got))
 	}
 	if f := got[0].form; f.Get("code") != "the-code" || f.Get("code_verifier") != "the-verifier" || f.Get("redirect_uri") != o.RedirectURL || f.Get("grant_type") != "authorization_code" {
 		t.Errorf("code exchange form %v, want code, code_verifier and redirect_uri", f)
@@ -98,7 +100,7 @@ func TestPrivateKeyJWTEveryCall(t *testing.T) {
 	jtis := map[string]bool{}
 	for i, r := range got {
 		id, keys := p.ClientID, mainKeys
-		if i == 3 {
+		if i == 5 {
 			id, keys = "svc", svcKeys
 		}
 		if r.basic || r.form.Has("client_secret") {

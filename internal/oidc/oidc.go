@@ -509,10 +509,15 @@ func (e *GrantError) Error() string {
 // Exchange trades an authorization code for tokens and verifies the ID
 // token, including its nonce, which must not be empty.
 //
+// An answer that fails validation (its token_type, a missing or bad ID
+// token, the userinfo answer for it) fails the login, and the tokens it
+// carried are revoked, best effort (discard), before Exchange returns: no
+// login, so its tokens must not outlive it.
+//
 // Exchange cannot tell a replayed nonce: the same nonce is accepted as often
 // as it is passed. Single use is the caller's job: keep the nonce with the
 // state of one login attempt and forget both at the callback.
-func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*Tokens, error) {
+func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (_ *Tokens, err error) {
 	d, err := c.login()
 	if err != nil {
 		return nil, err
@@ -532,6 +537,11 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 	if err != nil {
 		return nil, fmt.Errorf("code exchange: %w", c.refused(grantAuthorizationCode, err))
 	}
+	defer func() {
+		if err != nil {
+			c.discard(ctx, tok)
+		}
+	}()
 	if err := c.checkTokenType(tok); err != nil {
 		return nil, fmt.Errorf("code exchange: %w", err)
 	}
@@ -541,11 +551,10 @@ func (c *Client) Exchange(ctx context.Context, code, verifier, nonce string) (*T
 	}
 	t, err := c.verifyIDToken(ctx, d, raw, nonce, "")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("code exchange: %w", err)
 	}
 	fill(t, tok)
 	if err := c.addUserInfo(ctx, d, t, false); err != nil {
-		c.discard(ctx, tok) // no login: its tokens must not outlive it
 		return nil, fmt.Errorf("code exchange: %w", err)
 	}
 	return t, nil

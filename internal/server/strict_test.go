@@ -350,6 +350,11 @@ func TestLoginTokenType(t *testing.T) {
 				}
 			}
 			resp, _ := e.last(t)
+			for _, name := range []string{"access_token", "refresh_token"} {
+				if got := e.p.Revoked(resp[name].(string)); got != !tc.ok {
+					t.Errorf("the answer's %s revoked: got %v, want %v", name, got, !tc.ok)
+				}
+			}
 			noSecretsLogged(t, e.g, resp["access_token"].(string), resp["refresh_token"].(string))
 		})
 	}
@@ -398,6 +403,12 @@ func TestLoginClockSkew(t *testing.T) {
 			}
 			if r := e.login(t, b); r.StatusCode != want {
 				t.Errorf("callback: %d, want %d", r.StatusCode, want)
+			}
+			resp, _ := e.last(t)
+			for _, name := range []string{"access_token", "refresh_token"} {
+				if got := e.p.Revoked(resp[name].(string)); got != !tc.ok {
+					t.Errorf("the answer's %s revoked: got %v, want %v", name, got, !tc.ok)
+				}
 			}
 		})
 	}
