@@ -33,7 +33,10 @@ func (c *Client) TokenURL() (string, error) {
 // TokenURL made by someone else's key (the SPA's), in the token request's
 // DPoP header instead of any proof of the client's own. The client still
 // authenticates as itself. The answer is checked as Refresh checks it
-// (token_type, a new ID token against subject, userinfo), and besides:
+// (token_type, a new ID token against subject), but the userinfo endpoint
+// is not called (the new access token is bound to a key the client does
+// not hold): with Options.UserInfo a new ID token comes with
+// Tokens.UserInfoMissed, so the caller keeps its userinfo claims. Besides:
 //
 //   - the client must expect DPoP-bound tokens (Options.TokenType DPoP):
 //     a mediated token is never a bearer token;
@@ -89,6 +92,12 @@ type mediation struct {
 }
 
 type mediationKey struct{}
+
+// mediated reports whether ctx is that of a RefreshWithProof.
+func mediated(ctx context.Context) bool {
+	_, ok := ctx.Value(mediationKey{}).(*mediation)
+	return ok
+}
 
 // takeProof returns the external proof for the request post is about to
 // send with ctx, once; "" when there is none (any more).

@@ -3,10 +3,14 @@ package oidc_test
 import (
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/oidc"
+	"github.com/cloakroom/cloakroom/internal/oidctest/hostile"
 	"github.com/cloakroom/cloakroom/internal/oidctest/nodeop"
 )
 
@@ -117,5 +121,47 @@ func TestRefreshWithProofAgainstOIDCProvider(t *testing.T) {
 	bearer := oidc.New(oidc.Options{Issuer: p.Issuer, ClientID: "web", ClientSecret: "x", HTTPClient: p.CA.HTTPClient(t)})
 	if _, _, err := bearer.RefreshWithProof(ctx, "rt", "sub", params, proof, spa.JKT()); err == nil {
 		t.Error("a bearer client refreshed with a proof")
+	}
+}
+
+// With Options.UserInfo, a mediated refresh that brings a new ID token
+// makes no userinfo call (its access token is bound to the SPA's key, so
+// the call could only fail) and logs no warning: the answer says
+// UserInfoMissed, so the session keeps its userinfo claims. The proof
+// goes in the token request's DPoP header as it came.
+func TestRefreshWithProofSkipsUserInfo(t *testing.T) {
+	p := hostile.New(t)
+	var (
+		mu     sync.Mutex
+		proofs []string
+	)
+	p.Refresh = func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		proofs = append(proofs, r.Header.Get(oidc.HeaderDPoP))
+		mu.Unlock()
+		resp := p.TokenResponse(p.Mint(t, hostile.Token{Claims: p.IDClaimsFor(r.PostForm)}))
+		resp["token_type"] = oidc.DPoPScheme
+		hostile.Status(http.StatusOK, resp)(w, r)
+	}
+	var logs lockedBuffer
+	c := discovered(t, p, withUserInfo, withLog(&logs), func(o *oidc.Options) { o.TokenType = oidc.DPoPScheme })
+	const proof = "the-spa-proof"
+	got, _, err := c.RefreshWithProof(t.Context(), "rt-mediated", hostile.DefaultSubject, oidc.TokenParams{}, proof, "the-spa-jkt")
+	if err != nil {
+		t.Fatalf("RefreshWithProof: %v", err)
+	}
+	if got.IDToken == "" || !got.UserInfoMissed {
+		t.Errorf("ID token %t, UserInfoMissed %t, want a new ID token and UserInfoMissed", got.IDToken != "", got.UserInfoMissed)
+	}
+	if n := p.Hits(hostile.PathUserInfo); n != 0 {
+		t.Errorf("userinfo called %d times, want 0", n)
+	}
+	if strings.Contains(logs.String(), `"level":"WARN"`) {
+		t.Errorf("a warning was logged:\n%s", logs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(proofs, []string{proof}) {
+		t.Errorf("DPoP headers of the token requests: got %q, want %q", proofs, []string{proof})
 	}
 }

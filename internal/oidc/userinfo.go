@@ -80,8 +80,17 @@ func (c *Client) userInfoEndpoint(m *metadata) (string, error) {
 // addUserInfo merges the userinfo answer for t's access token into t.Claims
 // when Options.UserInfo is set and t carries a new ID token. See the file's
 // comment for what fails and how.
+//
+// A mediated refresh (RefreshWithProof) makes no userinfo call: its access
+// token is bound to the browser's key, which the gateway cannot sign with,
+// so the call would only fail. t.UserInfoMissed is set instead, and the
+// session keeps the userinfo claims it had under the new ID token's.
 func (c *Client) addUserInfo(ctx context.Context, d *discovered, t *Tokens, refresh bool) error {
 	if !c.opts.UserInfo || t.IDToken == "" {
+		return nil
+	}
+	if mediated(ctx) {
+		t.UserInfoMissed = true
 		return nil
 	}
 	info, err := c.fetchUserInfo(ctx, d, t.AccessToken, t.Subject)
