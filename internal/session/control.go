@@ -10,7 +10,10 @@ import (
 
 // Sessions tagged with a subject or an IdP session id, for back-channel
 // logout and operators. Tags are looked up under every configured key, so
-// sessions written before a key rotation are found too.
+// sessions written before a key rotation are found too. Tags are scoped to
+// the manager's frontend (SubjectTag): BySubject and BySID find only its
+// sessions, even when another frontend over the same store has sessions of
+// the same subject or IdP session id.
 
 // BySubject returns the live sessions of subject sub.
 func (m *Manager) BySubject(ctx context.Context, sub string) ([]*Session, error) {
@@ -29,7 +32,7 @@ func (m *Manager) tagged(ctx context.Context, prefix, v string) ([]*Session, err
 	seen := map[string]bool{}
 	var out []*Session
 	for i := range m.seal.keys {
-		keys, err := m.store.Tagged(ctx, m.seal.lookup(i, prefix, v))
+		keys, err := m.store.Tagged(ctx, m.lookup(i, prefix, v))
 		if err != nil {
 			return nil, fmt.Errorf("session store: %w", err)
 		}
@@ -55,7 +58,9 @@ func (m *Manager) tagged(ctx context.Context, prefix, v string) ([]*Session, err
 var ErrStateless = errors.New("not possible with the cookie session store: sessions live only in browsers")
 
 // ByHandle loads a live session by its Handle. The result has no ID (the
-// ticket cannot be recovered) and can be ended with DeleteHandle.
+// ticket cannot be recovered) and can be ended with DeleteHandle. The
+// handle of another frontend's session is not found: its seal is bound to
+// that frontend (Manager.aad).
 func (m *Manager) ByHandle(ctx context.Context, handle string) (*Session, error) {
 	if m.cookieMode {
 		return nil, ErrStateless
@@ -67,19 +72,22 @@ func (m *Manager) ByHandle(ctx context.Context, handle string) (*Session, error)
 	if err != nil {
 		return nil, fmt.Errorf("session store: %w", err)
 	}
-	plain, err := m.seal.openAny(b, []byte(handle))
+	plain, err := m.seal.openAny(b, m.aad(handle))
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	s := new(Session)
-	if err := json.Unmarshal(plain, s); err != nil || !m.live(s) {
+	rec := storedSession{Session: new(Session)}
+	if err := json.Unmarshal(plain, &rec); err != nil || rec.Frontend != m.frontend || !m.live(rec.Session) {
 		return nil, ErrNotFound
 	}
+	s := rec.Session
 	s.Handle = handle
 	return s, nil
 }
 
-// DeleteHandle ends the session with that handle.
+// DeleteHandle ends the session with that handle. It deletes whatever the
+// store holds there: callers pass the Handle of a session this manager
+// loaded (ByHandle, BySubject, BySID), which is its own frontend's.
 func (m *Manager) DeleteHandle(ctx context.Context, handle string) error {
 	if m.cookieMode {
 		return ErrStateless
@@ -95,8 +103,16 @@ func (m *Manager) DeleteHandle(ctx context.Context, handle string) error {
 // in the last ttl, and remembers it. With a store shared by several
 // instances and locker a cross-instance Locker, a value is accepted once
 // across all of them.
+//
+// The memory is per frontend, like every key the manager derives: v seen
+// by one frontend is still new to another. A provider gives each client
+// its own logout token with its own jti, so this refuses no honest
+// delivery; a single token whose aud names two clients may rightly end
+// sessions at both endpoints, and is still accepted only once by each. A
+// token replayed to another frontend gains nothing: that frontend checks
+// aud against its own client_id, and its sessions are its own.
 func (m *Manager) FirstUse(ctx context.Context, locker Locker, store Store, v string, ttl time.Duration) (bool, error) {
-	key := m.seal.lookup(0, "once:", v)
+	key := m.lookup(0, "once:", v)
 	unlock, err := locker.Lock(ctx, key, 10*time.Second)
 	if err != nil {
 		return false, err

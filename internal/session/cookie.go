@@ -39,8 +39,11 @@ type holder struct {
 	deleted bool
 }
 
+// cookieSession is what the cookies carry, sealed: the ticket id, the
+// frontend's name unless it is the implicit one, and the session.
 type cookieSession struct {
-	ID string `json:"id"`
+	ID       string `json:"id"`
+	Frontend string `json:"frontend,omitempty"`
 	*Session
 }
 
@@ -99,12 +102,14 @@ func (m *Manager) loadCookie(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	plain, err := m.seal.openAny(sealed, []byte(m.cookie))
+	// The additional data is the cookie name and the frontend (Manager.aad):
+	// chunks renamed to another frontend's cookie fail to open there.
+	plain, err := m.seal.openAny(sealed, m.aad(m.cookie))
 	if err != nil {
 		return nil, ErrNotFound
 	}
 	cs2 := cookieSession{Session: new(Session)}
-	if err := json.Unmarshal(plain, &cs2); err != nil || !validID(cs2.ID) {
+	if err := json.Unmarshal(plain, &cs2); err != nil || !validID(cs2.ID) || cs2.Frontend != m.frontend {
 		return nil, ErrNotFound
 	}
 	s := cs2.Session
@@ -136,11 +141,11 @@ func (m *Manager) saveCookie(ctx context.Context, s *Session) error {
 }
 
 func (m *Manager) encodeCookie(s *Session) (string, error) {
-	plain, err := json.Marshal(cookieSession{ID: s.ID, Session: s})
+	plain, err := json.Marshal(cookieSession{ID: s.ID, Frontend: m.frontend, Session: s})
 	if err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(m.seal.seal(plain, []byte(m.cookie))), nil
+	return base64.RawURLEncoding.EncodeToString(m.seal.seal(plain, m.aad(m.cookie))), nil
 }
 
 func (m *Manager) deleteCookie(ctx context.Context) error {

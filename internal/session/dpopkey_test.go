@@ -49,7 +49,7 @@ func TestDPoPKeyEncoding(t *testing.T) {
 	old := `{"sub":"alice","iss":"https://idp.example","logout_id":"x","claims":{"sub":"alice"},` +
 		`"access_token":"at-1","refresh_token":"rt-1","token_type":"Bearer",` +
 		`"created":"2025-06-01T11:00:00Z","last_seen":"2025-06-01T11:59:00Z","expires":"2025-06-01T23:00:00Z"}`
-	key := m.seal.lookup(0, "s:", id)
+	key := m.lookup(0, "s:", id)
 	store.m[key] = m.seal.seal([]byte(old), []byte(key))
 	s, err := m.Get(context.Background(), id)
 	if err != nil {

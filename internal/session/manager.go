@@ -21,8 +21,18 @@ type Options struct {
 	CookieMode bool
 	// Keys: the first seals, all open (rotation). Each at least MinKeyLen bytes.
 	Keys [][]byte
-	// CookieName defaults to "__Host-Http-cloakroom".
+	// Frontend names the frontend whose sessions this manager keeps:
+	// [a-z0-9-]+, so it holds no NUL (see sealer.lookup). Empty is the
+	// single implicit frontend of a configuration without frontends,
+	// whose store keys, tags, sealing and cookie are exactly what they
+	// were before frontends existed. See "Frontends" in the package doc.
+	Frontend string
+	// CookieName defaults to DefaultCookieNameFor(Frontend, CookiePath).
 	CookieName string
+	// CookiePath is the session cookie's Path, the frontend's base path
+	// ("/admin/"); default "/". A name with the __Host- prefix requires
+	// "/": browsers refuse a __Host- cookie with any other Path.
+	CookiePath string
 	// SameSite defaults to Strict.
 	SameSite http.SameSite
 	// IdleTimeout (sliding) defaults to 30m, AbsoluteTimeout to 12h.
@@ -44,11 +54,31 @@ const expiredGrace = time.Hour
 // browsers apply the __Host- rules (Secure, Path=/, no Domain).
 const DefaultCookieName = "__Host-Http-cloakroom"
 
+// DefaultCookieNameFor is the session cookie's name when none is
+// configured: DefaultCookieName for the implicit frontend; for a named
+// frontend at path "/", "__Host-Http-cloakroom-<name>"; at another path,
+// "__Secure-Http-cloakroom-<name>", since __Host- requires Path=/ and
+// __Secure- still requires Secure and keeps the cookie from being set
+// over plain HTTP. Each frontend's default differs from every other's, so
+// frontends sharing an origin never share a cookie.
+func DefaultCookieNameFor(frontend, path string) string {
+	switch {
+	case frontend == "":
+		return DefaultCookieName
+	case path == "" || path == "/":
+		return DefaultCookieName + "-" + frontend
+	default:
+		return "__Secure-Http-cloakroom-" + frontend
+	}
+}
+
 // Manager turns cookies into sessions and back.
 type Manager struct {
 	store    Store
 	seal     *sealer
+	frontend string
 	cookie   string
+	path     string
 	sameSite http.SameSite
 	idle     time.Duration
 	absolute time.Duration
@@ -71,6 +101,14 @@ type decodedSession struct {
 	s      Session
 }
 
+// storedSession is what the store holds, sealed: the session, and the
+// name of its frontend unless it is the implicit one (then the JSON is
+// exactly a Session's, as before frontends existed).
+type storedSession struct {
+	Frontend string `json:"frontend,omitempty"`
+	*Session
+}
+
 // maxDecoded bounds the decoded-session cache.
 const maxDecoded = 10_000
 
@@ -83,10 +121,22 @@ func NewManager(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !validFrontend(opts.Frontend) {
+		return nil, fmt.Errorf("session: frontend name %q must be lowercase letters, digits and dashes", opts.Frontend)
+	}
+	path := opts.CookiePath
+	if path == "" {
+		path = "/"
+	}
+	if !validCookiePath(path) {
+		return nil, fmt.Errorf("session: cookie path %q must start with / and hold no spaces, semicolons or control characters", path)
+	}
 	m := &Manager{
 		store:    opts.Store,
 		seal:     s,
+		frontend: opts.Frontend,
 		cookie:   opts.CookieName,
+		path:     path,
 		sameSite: opts.SameSite,
 		idle:     opts.IdleTimeout,
 		absolute: opts.AbsoluteTimeout,
@@ -97,7 +147,10 @@ func NewManager(opts Options) (*Manager, error) {
 		decoded:    make(map[string]decodedSession),
 	}
 	if m.cookie == "" {
-		m.cookie = DefaultCookieName
+		m.cookie = DefaultCookieNameFor(m.frontend, path)
+	}
+	if strings.HasPrefix(m.cookie, "__Host-") && path != "/" {
+		return nil, fmt.Errorf("session: cookie %q has the __Host- prefix, which requires Path=/, not %q", m.cookie, path)
 	}
 	if m.sameSite == 0 || m.sameSite == http.SameSiteDefaultMode {
 		m.sameSite = http.SameSiteStrictMode
@@ -114,8 +167,57 @@ func NewManager(opts Options) (*Manager, error) {
 	return m, nil
 }
 
+// validFrontend reports whether name is empty or [a-z0-9-]+.
+func validFrontend(name string) bool {
+	for i := range len(name) {
+		if c := name[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validCookiePath reports whether p can be a cookie's Path attribute.
+func validCookiePath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	for i := range len(p) {
+		if c := p[i]; c <= ' ' || c == ';' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // CookieName is the session cookie's name.
 func (m *Manager) CookieName() string { return m.cookie }
+
+// CookiePath is the session cookie's Path.
+func (m *Manager) CookiePath() string { return m.path }
+
+// Frontend is the name of the frontend whose sessions m keeps; empty for
+// the implicit one.
+func (m *Manager) Frontend() string { return m.frontend }
+
+// aad is the AEAD additional data of a value bound to bind (its store
+// key, the cookie name, a Seal purpose): bind itself for the implicit
+// frontend, as before frontends existed, else bind 0x00 frontend. A value
+// sealed for one frontend therefore fails to open for another, whatever
+// key, handle or cookie name it is presented under. One allocation, as
+// the []byte(bind) it replaces.
+func (m *Manager) aad(bind string) []byte {
+	if m.frontend == "" {
+		return []byte(bind)
+	}
+	b := make([]byte, 0, len(bind)+1+len(m.frontend))
+	return append(append(append(b, bind...), 0), m.frontend...)
+}
+
+// lookup is the store key or tag of v under key i, in m's frontend.
+func (m *Manager) lookup(i int, prefix, v string) string {
+	return m.seal.lookup(i, prefix, m.frontend, v)
+}
 
 // Now is the manager's clock.
 func (m *Manager) Now() time.Time { return m.now() }
@@ -165,7 +267,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 		return nil, ErrNotFound // nothing on the server to look up
 	}
 	for i := range m.seal.keys {
-		key := m.seal.lookup(i, "s:", id)
+		key := m.lookup(i, "s:", id)
 		b, err := m.store.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
 			continue
@@ -175,15 +277,17 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 		}
 		s, ok := m.cached(key, b)
 		if !ok {
-			plain, err := m.seal.open(i, b, []byte(key))
+			plain, err := m.seal.open(i, b, m.aad(key))
 			if err != nil {
-				// Tampered or sealed under a removed key: treat as absent.
+				// Tampered, sealed under a removed key or for another
+				// frontend: treat as absent.
 				return nil, ErrNotFound
 			}
-			s = new(Session)
-			if err := json.Unmarshal(plain, s); err != nil {
+			rec := storedSession{Session: new(Session)}
+			if err := json.Unmarshal(plain, &rec); err != nil || rec.Frontend != m.frontend {
 				return nil, ErrNotFound
 			}
+			s = rec.Session
 			m.remember(key, b, s)
 		}
 		s.ID, s.Handle = id, key
@@ -239,11 +343,11 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 	if m.cookieMode {
 		return m.saveCookie(ctx, s)
 	}
-	plain, err := json.Marshal(s)
+	plain, err := json.Marshal(storedSession{Frontend: m.frontend, Session: s})
 	if err != nil {
 		return err
 	}
-	key := m.seal.lookup(0, "s:", s.ID)
+	key := m.lookup(0, "s:", s.ID)
 	ttl := m.ExpiresAt(s).Sub(m.now())
 	if ttl <= 0 {
 		return ErrNotFound
@@ -259,7 +363,7 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 	if s.IdPSessionID != "" {
 		tags = append(tags, m.SIDTag(s.IdPSessionID))
 	}
-	sealed := m.seal.seal(plain, []byte(key))
+	sealed := m.seal.seal(plain, m.aad(key))
 	if err := m.store.Set(ctx, key, sealed, ttl, tags...); err != nil {
 		m.forget(key)
 		return fmt.Errorf("session store: %w", err)
@@ -299,17 +403,21 @@ func (m *Manager) forget(key string) {
 }
 
 // HandleOf is the handle (store key) of ticket id: a keyed hash, safe to
-// log and show to operators.
-func (m *Manager) HandleOf(id string) string { return m.seal.lookup(0, "s:", id) }
+// log and show to operators. It depends on the frontend too.
+func (m *Manager) HandleOf(id string) string { return m.lookup(0, "s:", id) }
 
 // LockKey is the Locker key that serialises token work on session id.
-func (m *Manager) LockKey(id string) string { return m.seal.lookup(0, "lock:", id) }
+func (m *Manager) LockKey(id string) string { return m.lookup(0, "lock:", id) }
 
-// SubjectTag is the store tag of every session of subject sub.
-func (m *Manager) SubjectTag(sub string) string { return m.seal.lookup(0, "sub:", sub) }
+// SubjectTag is the store tag of every session of subject sub in m's
+// frontend: the same subject has another tag in every other frontend, so
+// DeleteTagged(SubjectTag(sub)) ends this frontend's sessions only.
+func (m *Manager) SubjectTag(sub string) string { return m.lookup(0, "sub:", sub) }
 
-// SIDTag is the store tag of every session with IdP session id sid.
-func (m *Manager) SIDTag(sid string) string { return m.seal.lookup(0, "sid:", sid) }
+// SIDTag is the store tag of every session with IdP session id sid in m's
+// frontend: like SubjectTag, scoped to the frontend, so a provider sid
+// shared by two clients' sessions names a different tag in each.
+func (m *Manager) SIDTag(sid string) string { return m.lookup(0, "sid:", sid) }
 
 // Create stores s under a fresh ticket id (a new id on every login, never
 // reused, so a planted ticket cannot be fixated) and sets the cookie.
@@ -329,9 +437,10 @@ func (m *Manager) Create(ctx context.Context, w http.ResponseWriter, s *Session)
 
 // sessionCookie is a session cookie with every attribute the session
 // cookie has. It has no Max-Age: the server's timeouts rule, and closing
-// the browser drops the ticket.
+// the browser drops the ticket. Its Path is the frontend's (CookiePath):
+// a cookie is cleared only by a Set-Cookie with the same name and Path.
 func (m *Manager) sessionCookie(name, value string) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/", Secure: true, HttpOnly: true, SameSite: m.sameSite}
+	return &http.Cookie{Name: name, Value: value, Path: m.path, Secure: true, HttpOnly: true, SameSite: m.sameSite}
 }
 
 // Delete removes s from the store.
@@ -340,7 +449,7 @@ func (m *Manager) Delete(ctx context.Context, s *Session) error {
 		return m.deleteCookie(ctx)
 	}
 	for i := range m.seal.keys {
-		key := m.seal.lookup(i, "s:", s.ID)
+		key := m.lookup(i, "s:", s.ID)
 		m.forget(key)
 		if err := m.store.Delete(ctx, key); err != nil {
 			return fmt.Errorf("session store: %w", err)
@@ -360,12 +469,13 @@ func (m *Manager) ClearCookie(w http.ResponseWriter) {
 }
 
 // Seal and Open protect small values the browser carries for the server
-// (the login-attempt cookie), bound to purpose.
+// (the login-attempt cookie), bound to purpose and to m's frontend: what
+// one frontend sealed, another cannot open.
 func (m *Manager) Seal(purpose string, plain []byte) []byte {
-	return m.seal.seal(plain, []byte(purpose))
+	return m.seal.seal(plain, m.aad(purpose))
 }
 
 // Open reverses Seal with any configured key.
 func (m *Manager) Open(purpose string, sealed []byte) ([]byte, error) {
-	return m.seal.openAny(sealed, []byte(purpose))
+	return m.seal.openAny(sealed, m.aad(purpose))
 }

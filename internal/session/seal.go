@@ -66,12 +66,23 @@ func newSealer(keys [][]byte) (*sealer, error) {
 	return s, nil
 }
 
-// lookup maps a ticket id (or a tag) to a store key under key i.
-func (s *sealer) lookup(i int, prefix, v string) string {
+// lookup maps a ticket id (or a tag) to a store key under key i, within
+// frontend's scope. The HMAC's input is prefix 0x00 v without a frontend,
+// as before frontends existed, so stored sessions and tags keep their
+// keys; with one it is prefix 0x01 frontend 0x00 v. A frontend name holds
+// no NUL (see Options.Frontend), so no input of one scope equals an input
+// of another: two frontends over one store never share a key or a tag.
+func (s *sealer) lookup(i int, prefix, frontend, v string) string {
 	pool := s.keys[i].macs
 	st := pool.Get().(*macState)
 	st.h.Reset()
-	st.in = append(append(append(st.in[:0], prefix...), 0), v...)
+	st.in = append(st.in[:0], prefix...)
+	if frontend == "" {
+		st.in = append(st.in, 0)
+	} else {
+		st.in = append(append(append(st.in, 1), frontend...), 0)
+	}
+	st.in = append(st.in, v...)
 	st.h.Write(st.in)
 	st.sum = st.h.Sum(st.sum[:0])
 	st.enc = base64.RawURLEncoding.AppendEncode(st.enc[:0], st.sum)

@@ -3,6 +3,38 @@
 // Store holds the session sealed with AES-256-GCM under the configured keys,
 // at a key derived from the id with a keyed hash, so a dump of the store can
 // neither be read nor replayed as cookies.
+//
+// # Frontends
+//
+// A gateway serving several frontends has one Manager per frontend
+// (Options.Frontend), all over one store and one set of keys. A session
+// belongs to the frontend that created it, and every other frontend's
+// Manager treats it as absent (ErrNotFound), by three independent means:
+//
+//   - Store keys, tags, lock keys and replay keys are HMACs whose input
+//     carries the frontend's name (sealer.lookup): one ticket, subject or
+//     IdP sid maps to a different key in each frontend. A manager never
+//     even looks up another frontend's entry, and back-channel logout or
+//     an operator's revocation through one frontend's tags never reaches
+//     another frontend's sessions, even for the same subject and the same
+//     provider sid.
+//   - The AEAD's additional data carries the name too (Manager.aad): the
+//     store key and the name in store mode, the cookie name and the name
+//     in cookie mode, the purpose and the name for Seal. A sealed session
+//     copied to another frontend's key, opened through another frontend's
+//     handle, or sent under another frontend's cookie name fails to open:
+//     the transplant fails cryptographically, before any field is read.
+//   - The sealed record names its frontend (storedSession), compared after
+//     decoding as a last line of defence. The name is not a Session field:
+//     a session loaded through a Manager is that Manager's frontend's
+//     (Manager.Frontend), and Session keeps its size, so the hot path's
+//     copy of it costs what it did.
+//
+// The empty name is the single implicit frontend of a configuration
+// without frontends: every derivation is then byte for byte what it was
+// before frontends existed, and the sealed record has no frontend member,
+// so sessions stored by earlier versions keep loading
+// (sessiontest/testdata/legacy-session.json).
 package session
 
 import (

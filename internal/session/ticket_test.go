@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -71,14 +72,39 @@ func TestLookupIsKeyedHMAC(t *testing.T) {
 	}
 	for i := range s.keys {
 		for _, v := range []string{"", "ticket", strings.Repeat("x", 300)} {
-			m := hmac.New(sha256.New, s.keys[i].mac)
-			m.Write([]byte("s:\x00" + v))
-			want := "s:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-			for range 3 { // pooled states must come back clean
-				if got := s.lookup(i, "s:", v); got != want {
-					t.Fatalf("key %d, %q: lookup %q, want %q", i, v, got, want)
+			for _, fe := range []struct{ name, input string }{
+				{"", "s:\x00" + v},             // the implicit frontend: as before frontends
+				{"shop", "s:\x01shop\x00" + v}, // a named frontend
+			} {
+				m := hmac.New(sha256.New, s.keys[i].mac)
+				m.Write([]byte(fe.input))
+				want := "s:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+				for range 3 { // pooled states must come back clean
+					if got := s.lookup(i, "s:", fe.name, v); got != want {
+						t.Fatalf("key %d, frontend %q, %q: lookup %q, want %q", i, fe.name, v, got, want)
+					}
 				}
 			}
+		}
+	}
+}
+
+// No two scopes share a key: not two frontends, and not a frontend and
+// the implicit one, whatever the looked-up value holds.
+func TestLookupScopesDiffer(t *testing.T) {
+	s, err := newSealer([][]byte{[]byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, fe := range []string{"", "a", "ab", "shop", "admin"} {
+		for _, v := range []string{"", "x", "b\x00x", "\x01a\x00x", "shop", "alice"} {
+			got := s.lookup(0, "sub:", fe, v)
+			what := fmt.Sprintf("frontend %q, value %q", fe, v)
+			if prev, ok := seen[got]; ok {
+				t.Fatalf("%s and %s share key %q", prev, what, got)
+			}
+			seen[got] = what
 		}
 	}
 }

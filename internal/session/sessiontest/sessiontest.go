@@ -1,6 +1,8 @@
 // Package sessiontest is the conformance suite every session.Store (and
-// session.Locker, where a store is one) must pass. It is test support: only
-// _test.go files import it.
+// session.Locker, where a store is one) must pass, including, through
+// session.Managers over the store, that sessions of different frontends
+// never see each other and that sessions stored before frontends existed
+// keep loading. It is test support: only _test.go files import it.
 package sessiontest
 
 import (
@@ -284,6 +286,8 @@ func Run(t *testing.T, o Options) {
 		u1()
 		u2()
 	})
+
+	t.Run("frontends", func(t *testing.T) { frontends(t, o) })
 
 	t.Run("lock expires and stays owned", func(t *testing.T) {
 		e := newEnv(t)
