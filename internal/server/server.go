@@ -391,6 +391,9 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}
 
 	var h http.Handler = mux
+	if apiLimit != nil {
+		h = limitMediation(func(h http.Handler) http.Handler { return apiLimit.Middleware(apiKey, h) }, h)
+	}
 	h = sessions.Middleware(h)
 	if loginLimit != nil {
 		h = limitPaths(loginLimit, ip, []string{bff.LoginPath, cfg.OIDC.CallbackPath}, h)
