@@ -76,6 +76,13 @@ type Config struct {
 	Composites []Composite `yaml:"composites"`
 	RateLimit  RateLimit   `yaml:"rate_limit"`
 
+	// Frontends, when the file has frontends:, are the frontends this
+	// gateway serves, each merged over the top level (see FrontendSpec
+	// and Apps). The top level is then their defaults and shared routes,
+	// not a frontend itself: public_url is refused there. Default nil: the
+	// top level is the one frontend.
+	Frontends []FrontendSpec `yaml:"frontends"`
+
 	// meta is what Parse learnt from the file: lines, which values came
 	// from the environment, warnings. Nil for a Config made in code.
 	meta *meta
@@ -185,7 +192,8 @@ type Session struct {
 	// Default "file:./cloakroom-sessions.db".
 	Store string `yaml:"store"`
 	// CookieName is the session cookie's name. Default
-	// "__Host-Http-cloakroom".
+	// "__Host-Http-cloakroom" (DefaultCookieName); in frontends[], see
+	// Config.Apps.
 	CookieName string `yaml:"cookie_name"`
 	// SameSite is strict (default) or lax.
 	SameSite string `yaml:"same_site"`
@@ -413,7 +421,7 @@ func Default() *Config {
 		},
 		Session: Session{
 			Store:           "file:./cloakroom-sessions.db",
-			CookieName:      "__Host-Http-cloakroom",
+			CookieName:      DefaultCookieName,
 			SameSite:        "strict",
 			IdleTimeout:     30 * time.Minute,
 			AbsoluteTimeout: 12 * time.Hour,

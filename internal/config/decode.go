@@ -26,6 +26,9 @@ type meta struct {
 	// fromEnv marks key paths whose value held a reference: such a value
 	// is never quoted in a problem.
 	fromEnv map[string]bool
+	// given marks key paths the file gives a value other than null: what
+	// a frontends[] entry sets, and so lays over the top level.
+	given map[string]bool
 	// secretFromFile tells that OIDC.ClientSecret was read from
 	// OIDC.ClientSecretFile.
 	secretFromFile bool
@@ -33,7 +36,11 @@ type meta struct {
 	serviceSecretFromFile bool
 	// adminFromFile tells that AdminToken was read from AdminTokenFile.
 	adminFromFile bool
-	warnings      []Problem
+	// entrySecretFromFile tells, by the key of a client in frontends[]
+	// ("frontends[0].oidc", "frontends[0].oidc.service_client"), that its
+	// ClientSecret was read from its ClientSecretFile.
+	entrySecretFromFile map[string]bool
+	warnings            []Problem
 }
 
 // maxDepth bounds alias and merge-key chains; the types are shallower.
@@ -145,6 +152,9 @@ func (d *decoder) value(key string, n ast.Node, v reflect.Value) {
 	n, ok := d.resolve(key, n)
 	if !ok || isNull(n) {
 		return
+	}
+	if d.meta.given != nil {
+		d.meta.given[key] = true
 	}
 	d.depth++
 	defer func() { d.depth-- }()
@@ -417,7 +427,13 @@ func (d *decoder) structure(key string, n ast.Node, v reflect.Value) {
 		k := join(key, name)
 		i, ok := index[name]
 		if !ok {
-			d.add(k, p.Key, "%s", unknownKey(key, name, names))
+			msg := unknownKey(key, name, names)
+			if r, isRefuser := v.Interface().(keyRefuser); isRefuser {
+				if m, refused := r.refusedKey(name); refused {
+					msg = m
+				}
+			}
+			d.add(k, p.Key, "%s", msg)
 			continue
 		}
 		d.meta.lines[k] = lineOf(p.Key)
@@ -442,6 +458,13 @@ func (d *decoder) mapping(key string, n ast.Node, v reflect.Value) {
 		d.value(k, p.Value, elem)
 		v.SetMapIndex(reflect.ValueOf(name), elem)
 	}
+}
+
+// keyRefuser is a type whose mapping refuses some keys with a message of
+// its own rather than as unknown: a frontends[] entry, for the keys that
+// apply to the whole gateway.
+type keyRefuser interface {
+	refusedKey(name string) (msg string, refused bool)
 }
 
 // unknownKey says what is wrong with name under parent and what would fit.

@@ -76,20 +76,30 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 // kept for Config.Warnings. lookupEnv is usually os.LookupEnv; nil means no
 // variable is set.
 func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	cfg, list := parse(name, data, lookupEnv)
+	for _, p := range list {
+		if !p.Warning {
+			return nil, &Problems{File: name, List: list}
+		}
+	}
+	cfg.meta.warnings = list
+	return cfg, nil
+}
+
+// parse is Parse without its verdict: the Config as decoded (nil when the
+// file is not one YAML document) and every problem, warnings included,
+// ordered by line.
+func parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, []Problem) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	masked, masks := mask(data)
 	cfg := Default()
-	cfg.meta = &meta{file: name, lines: map[string]int{}, fromEnv: map[string]bool{}}
-	fail := func(list []Problem) (*Config, error) {
-		sortProblems(list)
-		return nil, &Problems{File: name, List: list}
-	}
+	cfg.meta = &meta{file: name, lines: map[string]int{}, fromEnv: map[string]bool{}, given: map[string]bool{}}
 
 	f, err := parseYAML(masked)
 	if err != nil {
-		return fail([]Problem{syntaxProblem(err, masks)})
+		return nil, []Problem{syntaxProblem(err, masks)}
 	}
 	var docs []ast.Node
 	for _, doc := range f.Docs {
@@ -98,7 +108,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		}
 	}
 	if len(docs) > 1 {
-		return fail([]Problem{{Line: lineOf(docs[1]), Msg: "the file holds more than one YAML document: keep one, without ---"}})
+		return nil, []Problem{{Line: lineOf(docs[1]), Msg: "the file holds more than one YAML document: keep one, without ---"}}
 	}
 
 	d := &decoder{meta: cfg.meta, lookup: lookupEnv, masks: masks, anchors: map[string]ast.Node{}}
@@ -119,13 +129,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		}
 	}
 	sortProblems(list)
-	for _, p := range list {
-		if !p.Warning {
-			return fail(list)
-		}
-	}
-	cfg.meta.warnings = list
-	return cfg, nil
+	return cfg, list
 }
 
 // under reports whether key is parent or below it.
@@ -162,12 +166,35 @@ func syntaxProblem(err error, masks *masker) Problem {
 }
 
 // readSecretFiles fills the client secrets of oidc and oidc.service_client
-// from their client_secret_file.
+// from their client_secret_file, at the top level and in each frontends[]
+// entry.
 func (c *Config) readSecretFiles() []Problem {
 	o := &c.OIDC
 	list := c.readSecretFile("oidc.client_secret_file", o.ClientSecretFile, &o.ClientSecret, &c.meta.secretFromFile)
 	if sc := o.ServiceClient; sc != nil {
 		list = append(list, c.readSecretFile("oidc.service_client.client_secret_file", sc.ClientSecretFile, &sc.ClientSecret, &c.meta.serviceSecretFromFile)...)
+	}
+	for i := range c.Frontends {
+		o := &c.Frontends[i].OIDC
+		p := fmt.Sprintf("frontends[%d].oidc", i)
+		list = append(list, c.readEntrySecret(p, o.ClientSecretFile, &o.ClientSecret)...)
+		if sc := o.ServiceClient; sc != nil {
+			list = append(list, c.readEntrySecret(p+".service_client", sc.ClientSecretFile, &sc.ClientSecret)...)
+		}
+	}
+	return list
+}
+
+// readEntrySecret is readSecretFile for the client at prefix in a
+// frontends[] entry ("frontends[0].oidc").
+func (c *Config) readEntrySecret(prefix, file string, secret *string) []Problem {
+	var fromFile bool
+	list := c.readSecretFile(prefix+".client_secret_file", file, secret, &fromFile)
+	if fromFile {
+		if c.meta.entrySecretFromFile == nil {
+			c.meta.entrySecretFromFile = map[string]bool{}
+		}
+		c.meta.entrySecretFromFile[prefix] = true
 	}
 	return list
 }

@@ -18,11 +18,24 @@ import (
 // was parsed from, 0 for a key the file does not hold or a Config made in
 // code. Besides the values it looks at the file system: frontend.dir must
 // be a directory, oidc.private_key_file must exist, and the files of
-// apis[].tls must parse.
+// apis[].tls must parse. With frontends: it checks each frontend as Apps
+// merges it (see validate_frontends.go).
 func (c *Config) Validate() []Problem {
+	if c.hasFrontends() {
+		return c.validateFrontends()
+	}
 	v := &validator{c: c}
 	v.addresses()
 	v.publicURL()
+	v.frontendValues()
+	v.trustedProxies()
+	sortProblems(v.list)
+	return v.list
+}
+
+// frontendValues checks what makes a frontend: everything but the keys
+// that apply to the whole gateway.
+func (v *validator) frontendValues() {
 	v.oidc()
 	v.clockSkew()
 	v.par()
@@ -33,14 +46,14 @@ func (c *Config) Validate() []Problem {
 	v.frontend()
 	v.apis()
 	v.composites()
-	v.trustedProxies()
-	sortProblems(v.list)
-	return v.list
 }
 
 type validator struct {
 	c    *Config
 	list []Problem
+	// scope, when set, is the frontends[] entry c was merged for: keys
+	// name what the file says, in the entry or at the top level.
+	scope *scope
 }
 
 // Line is the line of key (e.g. "composites[0].path") in the file, or 0.
@@ -54,24 +67,31 @@ func (c *Config) line(key string) int {
 }
 
 func (v *validator) errorf(key, format string, args ...any) {
-	v.list = append(v.list, Problem{Line: v.c.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	key = v.at(key)
+	v.list = append(v.list, Problem{Line: v.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) warnf(key, format string, args ...any) {
-	v.list = append(v.list, Problem{Line: v.c.line(key), Key: key, Msg: fmt.Sprintf(format, args...), Warning: true})
+	key = v.at(key)
+	v.list = append(v.list, Problem{Line: v.line(key), Key: key, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
 // quote quotes a value for a message, unless it came from the environment.
 // Secrets are never passed to it.
 func (v *validator) quote(key, s string) string {
-	if v.c.meta != nil && v.c.meta.fromEnv[key] {
+	if v.c.meta != nil && v.c.meta.fromEnv[v.at(key)] {
 		return "the value"
 	}
 	return strconv.Quote(s)
 }
 
+// isLocalhost reports whether host is this machine for the rules on plain
+// http and cookie prefixes: localhost and every name under .localhost
+// (RFC 6761 §6.3, which browsers resolve to loopback and treat as secure
+// contexts), 127.0.0.1 and ::1.
 func isLocalhost(host string) bool {
-	return strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1"
+	h := strings.ToLower(host)
+	return h == "localhost" || strings.HasSuffix(h, ".localhost") || host == "127.0.0.1" || host == "::1"
 }
 
 // Endpoints the gateway answers itself.
@@ -275,7 +295,7 @@ func (v *validator) serviceClient() {
 		prefix: p, secret: sc.ClientSecret, secretFile: sc.ClientSecretFile, auth: auth, keyFile: sc.PrivateKeyFile,
 		fromFile: v.c.meta != nil && v.c.meta.serviceSecretFromFile, envVar: "SERVICE_CLIENT_SECRET",
 	})
-	if !v.c.usesServiceClient() {
+	if !v.c.usesServiceClient() && !v.inherited(p) {
 		v.warnf(p, "is not used: no apis[] route or composite part has token client, user_or_client or exchange")
 	}
 }
@@ -346,9 +366,8 @@ func (v *validator) notReserved(key, p string) bool {
 
 func (v *validator) session() {
 	s := &v.c.Session
-	if !validStore(s.Store) {
-		// The value is never shown: a redis URL may hold a password.
-		v.errorf("session.store", "must be memory, cookie, file:PATH, or a redis://, rediss://, redis-sentinel:// or valkey:// URL")
+	if v.scope == nil {
+		v.store()
 	}
 	v.cookieName()
 	switch s.SameSite {
@@ -373,7 +392,17 @@ func (v *validator) session() {
 	if s.MaxSessions < 0 {
 		v.errorf("session.max_sessions", "must not be negative: write e.g. 100000, or 0 for no limit")
 	}
-	v.keys()
+	if v.scope == nil {
+		v.keys()
+	}
+}
+
+// store checks session.store, which every frontend shares.
+func (v *validator) store() {
+	if !validStore(v.c.Session.Store) {
+		// The value is never shown: a redis URL may hold a password.
+		v.errorf("session.store", "must be memory, cookie, file:PATH, or a redis://, rediss://, redis-sentinel:// or valkey:// URL")
+	}
 }
 
 func validStore(s string) bool {
@@ -477,9 +506,9 @@ func (v *validator) csrf() {
 func (v *validator) cors() {
 	seen := map[string]int{}
 	for i, o := range v.c.CORS.AllowedOrigins {
-		key := fmt.Sprintf("cors.allowed_origins[%d]", i)
+		key := v.at(fmt.Sprintf("cors.allowed_origins[%d]", i))
 		if j, ok := seen[o]; ok {
-			v.warnf(key, "repeats cors.allowed_origins[%d]: remove it", j)
+			v.warnf(key, "repeats %s: remove it", v.at(fmt.Sprintf("cors.allowed_origins[%d]", j)))
 			continue
 		}
 		seen[o] = i
@@ -522,10 +551,10 @@ var tokenModes = []string{TokenUser, TokenClient, TokenUserOrClient, TokenUserOr
 func (v *validator) apis() {
 	seen := map[string]int{}
 	for i, a := range v.c.APIs {
-		p := fmt.Sprintf("apis[%d]", i)
+		p := v.at(fmt.Sprintf("apis[%d]", i))
 		v.apiPath(p+".path", a.Path)
 		if j, ok := seen[a.Path]; ok && a.Path != "" {
-			v.errorf(p+".path", "repeats apis[%d].path: each path may appear once", j)
+			v.errorf(p+".path", "repeats %s.path: each path may appear once", v.at(fmt.Sprintf("apis[%d]", j)))
 		} else {
 			seen[a.Path] = i
 		}
@@ -661,14 +690,14 @@ func (v *validator) composites() {
 	}
 	seen := map[string]int{}
 	for i, c := range v.c.Composites {
-		p := fmt.Sprintf("composites[%d]", i)
+		p := v.at(fmt.Sprintf("composites[%d]", i))
 		if v.localPath(p+".path", c.Path, "/bff/dashboard") && v.notReserved(p+".path", c.Path) {
 			if c.Path == v.c.OIDC.CallbackPath {
 				v.errorf(p+".path", "is oidc.callback_path: choose another path")
 			}
 		}
 		if j, ok := seen[c.Path]; ok && c.Path != "" {
-			v.errorf(p+".path", "repeats composites[%d].path: each path may appear once", j)
+			v.errorf(p+".path", "repeats %s.path: each path may appear once", v.at(fmt.Sprintf("composites[%d]", j)))
 		} else {
 			seen[c.Path] = i
 		}

@@ -27,7 +27,7 @@ func (v *validator) fapi2() {
 		return
 	}
 	at := func(key string) string {
-		if v.c.meta == nil || v.c.line(key) > 0 {
+		if v.c.meta == nil || v.fileLine(key) > 0 {
 			return key
 		}
 		return "oidc.profile"
@@ -44,7 +44,7 @@ func (v *validator) fapi2() {
 	}
 	if sc := o.ServiceClient; sc != nil && sc.ClientAuth != PrivateKeyJWT && sc.ClientAuth != TLSClientAuth && sc.ClientAuth != SelfSignedTLSClientAuth {
 		key := "oidc.service_client.client_auth"
-		if v.c.meta != nil && v.c.line(key) == 0 {
+		if v.c.meta != nil && v.fileLine(key) == 0 {
 			key = "oidc.service_client"
 		}
 		auth := sc.ClientAuth
