@@ -27,6 +27,12 @@ const maxLogoutBody = 64 << 10
 // backchannel implements OIDC Back-Channel Logout 1.0: a verified logout
 // token ends every session it names (by IdP sid, or every session of the
 // subject). Anything wrong gets 400 and ends nothing.
+//
+// With several frontends each has its own Handler, session manager and
+// oidc client: the token's aud must name this frontend's client, and only
+// this frontend's sessions are looked up (the manager's tags are scoped to
+// its frontend), so a logout for one client never ends another frontend's
+// session, even of the same subject with the same provider sid.
 func (h *Handler) backchannel(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	bad := func(msg string, err error) error {
@@ -56,7 +62,8 @@ func (h *Handler) backchannel(w http.ResponseWriter, r *http.Request) error {
 		return bad("invalid logout token", err)
 	}
 	// A token is accepted until its Expiry plus the clock skew: its jti
-	// is kept at least that long.
+	// is kept at least that long, per frontend (session.Manager.FirstUse
+	// says why that suffices).
 	ttl := time.Until(lt.Expiry) + h.oidc.ClockSkew()
 	first, err := h.sessions.FirstUse(r.Context(), h.locker, h.replay, h.oidc.Issuer()+"\x00"+lt.JTI, max(ttl, oidc.LogoutMaxAge))
 	if err != nil {
@@ -75,8 +82,8 @@ func (h *Handler) backchannel(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// endMatching ends the sessions with IdP session id sid (of subject sub,
-// when both are given), or every session of sub.
+// endMatching ends this frontend's sessions with IdP session id sid (of
+// subject sub, when both are given), or every session of sub.
 func (h *Handler) endMatching(ctx context.Context, sub, sid string) (int, error) {
 	var list []*session.Session
 	var err error
