@@ -224,35 +224,37 @@ func (c *Config) label(i int) string {
 // validators, fvs, so that their keys are the file's.
 func (v *validator) sharedHosts(fvs []*validator) {
 	c := v.c
+	// A frontend whose public_url or path is not valid is left out of
+	// what needs them; entry and publicURL report those.
 	type placed struct {
 		match, cookie, path string
-		ok                  bool
+		hostOK, pathOK      bool
 	}
 	at := make([]placed, len(c.Frontends))
 	for i, e := range c.Frontends {
 		match, cookie, ok := hostOf(e.PublicURL)
 		path := frontendPath(e.Path)
-		at[i] = placed{match, cookie, path, ok && v.quietPath(path)}
+		at[i] = placed{match, cookie, path, ok, v.quietPath(path)}
 	}
 	for i, e := range c.Frontends {
 		fv, p := fvs[i], fmt.Sprintf("frontends[%d]", i)
 		name := fv.c.Session.CookieName
 		own := fv.scope.owns("session.cookie_name")
-		if strings.HasPrefix(name, "__Host-") && at[i].path != "/" && v.quietPath(at[i].path) {
+		if strings.HasPrefix(name, "__Host-") && at[i].path != "/" && at[i].pathOK {
 			what := "is a __Host- name"
 			if !own {
 				what = fmt.Sprintf("inherits session.cookie_name %s, a __Host- name", fv.quote("session.cookie_name", name))
 			}
 			v.errorf(p+".session.cookie_name", "%s, which must have Path=/, and this frontend's path is %q: use a __Secure- name, e.g. %s%s", what, at[i].path, pathCookiePrefix, e.Name)
 		}
-		if !at[i].ok {
+		if !at[i].hostOK {
 			continue
 		}
 		for j := range i {
-			if !at[j].ok {
+			if !at[j].hostOK {
 				continue
 			}
-			if at[j].match == at[i].match && at[j].path == at[i].path {
+			if at[j].match == at[i].match && at[j].path == at[i].path && at[i].pathOK {
 				v.errorf(p+".path", "%q is also the path of %s on host %s: requests would match either; give each frontend on one host its own path", at[i].path, c.label(j), at[i].match)
 			}
 			if at[j].cookie == at[i].cookie && fvs[j].c.Session.CookieName == name {
@@ -263,9 +265,12 @@ func (v *validator) sharedHosts(fvs []*validator) {
 				v.errorf(p+".session.cookie_name", "%s, %s, is also that of %s on host %s, where the browser sends both frontends' cookies (it keeps cookies by host, not by port): set a session.cookie_name of its own", fv.quote("session.cookie_name", name), whose, c.label(j), at[i].cookie)
 			}
 		}
+		if !at[i].pathOK {
+			continue
+		}
 		for _, r := range fv.routes(at[i].path) {
 			for j := range c.Frontends {
-				if j == i || !at[j].ok || at[j].match != at[i].match || len(at[j].path) <= len(at[i].path) || !strings.HasPrefix(r.abs, at[j].path) {
+				if j == i || !at[j].hostOK || !at[j].pathOK || at[j].match != at[i].match || len(at[j].path) <= len(at[i].path) || !strings.HasPrefix(r.abs, at[j].path) {
 					continue
 				}
 				fv.errorf(r.key, "is served by %s at %s, under the path %s of %s on the same host, which answers it instead: move it into that frontend or choose another path", c.label(i), r.abs, at[j].path, c.label(j))
