@@ -68,7 +68,7 @@ func (c *Client) postToken(ctx context.Context, d *discovered, v url.Values) (*o
 		return nil, fmt.Errorf("token response is not JSON")
 	}
 	if resp.StatusCode != http.StatusOK || tr.Error != "" {
-		code := tr.Error
+		code := safeErrorCode(tr.Error) // logged: a code, never a body
 		if code == "" {
 			code = fmt.Sprintf("http_%d", resp.StatusCode)
 		}

@@ -304,6 +304,8 @@ func TestRefreshErrorClassification(t *testing.T) {
 		{"400 invalid_request (Dex v2.45.1)", status(400, "invalid_request"), nil, dead},
 		{"400 unsupported_grant_type", status(400, "unsupported_grant_type"), nil, dead},
 		{"400 without an error code", status(400, ""), nil, dead},
+		{"400 with an overlong error code", status(400, strings.Repeat("invalid_grant ", 8)+hostile.Canary), nil, dead},
+		{"400 with a control character in the error code", status(400, "invalid_grant\n"+hostile.Canary), nil, dead},
 		{"400 with an HTML body", func(p *hostile.Provider) {
 			p.Token = func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/html")
