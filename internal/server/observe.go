@@ -10,7 +10,6 @@ import (
 
 	"github.com/cloakroom/cloakroom/internal/httpx"
 	"github.com/cloakroom/cloakroom/internal/metrics"
-	"github.com/cloakroom/cloakroom/internal/session"
 )
 
 // named marks requests handled by h as route name. Route names come from
@@ -25,18 +24,20 @@ func named(name string, h http.Handler) http.Handler {
 }
 
 // observe gives each request its id (X-Request-Id on the response, and the
-// one httpx.Info every inner layer fills in), then writes one access-log
-// line and the request metrics. The log line names the session by a prefix
-// of its handle (a keyed hash of the ticket), never the ticket, and the
-// path without its query (which may hold an authorization code).
-func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, accessOut io.Writer, next http.Handler) http.Handler {
+// one httpx.Info every inner layer fills in), matches it to its frontend
+// and has that serve it, then writes one access-log line and the request
+// metrics. The log line names the session by a prefix of its handle (a
+// keyed hash of the ticket), never the ticket, and the path without its
+// query (which may hold an authorization code).
+func observe(m *metrics.Metrics, set *frontendSet, log *slog.Logger, accessOut io.Writer) http.Handler {
 	access := accessLog{w: accessOut, log: log}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &httpx.Info{RequestID: newRequestID(), Route: "other"}
 		w.Header()["X-Request-Id"] = []string{info.RequestID}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(httpx.WithInfo(r.Context(), info)))
+		f, known := set.match(r)
+		set.serve(sw, r.WithContext(httpx.WithInfo(r.Context(), info)), f, known)
 		end := time.Now()
 		d := end.Sub(start)
 		code := sw.code
@@ -49,9 +50,9 @@ func observe(m *metrics.Metrics, sessions *session.Manager, log *slog.Logger, ac
 		}
 		e := accessEntry{at: end, requestID: info.RequestID, route: info.Route, method: r.Method, path: r.URL.Path, status: code, duration: d}
 		handle := info.Session // set by whichever layer loaded the session
-		if handle == "" {
-			if t := sessions.Ticket(r); t != "" {
-				handle = sessions.HandleOf(t)
+		if handle == "" && f != nil {
+			if t := f.sessions.Ticket(r); t != "" {
+				handle = f.sessions.HandleOf(t)
 			}
 		}
 		if handle != "" {

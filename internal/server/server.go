@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -23,19 +22,15 @@ import (
 
 	"github.com/cloakroom/cloakroom/internal/admin"
 	"github.com/cloakroom/cloakroom/internal/aggregate"
-	"github.com/cloakroom/cloakroom/internal/bff"
 	"github.com/cloakroom/cloakroom/internal/config"
-	"github.com/cloakroom/cloakroom/internal/csrf"
 	"github.com/cloakroom/cloakroom/internal/httpx"
 	"github.com/cloakroom/cloakroom/internal/metrics"
 	"github.com/cloakroom/cloakroom/internal/oidc"
-	"github.com/cloakroom/cloakroom/internal/proxy"
 	"github.com/cloakroom/cloakroom/internal/ratelimit"
 	"github.com/cloakroom/cloakroom/internal/session"
 	"github.com/cloakroom/cloakroom/internal/session/filestore"
 	"github.com/cloakroom/cloakroom/internal/session/memstore"
 	"github.com/cloakroom/cloakroom/internal/session/redisstore"
-	"github.com/cloakroom/cloakroom/internal/spa"
 	"github.com/cloakroom/cloakroom/internal/tokens"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -85,86 +80,126 @@ type Options struct {
 type Server struct {
 	Handler http.Handler
 	// Admin serves /healthz, /readyz and the session admin API.
-	Admin   http.Handler
-	OIDC    *oidc.Client
-	store   session.Store
-	log     *slog.Logger
-	tracing *tracing
-	idle    idleClosers // upstream transports, closed when a reload replaces this build
+	Admin http.Handler
+	// OIDC is the first frontend's provider client.
+	OIDC      *oidc.Client
+	frontends *frontendSet
+	store     session.Store
+	log       *slog.Logger
+	tracing   *tracing
 }
 
-// New builds the gateway from cfg. It starts nothing.
+// New builds the gateway from cfg: the parts every frontend shares, then
+// each frontend, then the chain in front of them. It starts nothing.
 func New(cfg *config.Config, o Options) (*Server, error) {
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	met := o.Metrics
-	if met == nil {
-		met = metrics.New()
-	}
-	tr := o.tracing
-	if tr == nil {
-		var err error
-		if tr, err = newTracing(o.TracerProvider); err != nil {
-			return nil, fmt.Errorf("tracing: %w", err)
-		}
-	}
-	pub, err := url.Parse(cfg.PublicURL)
-	if err != nil {
-		return nil, fmt.Errorf("public_url: %w", err)
-	}
-	pub.Path = ""
-	creds, problems := loadClientCredentials(cfg) // see clientauth.go
-	if len(problems) > 0 {
-		return nil, problemsError(problems)
-	}
-	store, cookieMode := o.store, cfg.Session.Store == "cookie"
-	if store == nil && !cookieMode {
-		if store, err = openStore(cfg.Session, o.Now, log); err != nil {
-			return nil, err
-		}
-	}
-	sameSite := http.SameSiteStrictMode
-	if strings.EqualFold(cfg.Session.SameSite, "lax") {
-		sameSite = http.SameSiteLaxMode
-	}
-	dpop, err := newDPoP(cfg) // see dpop.go
+	fcs := frontendConfigs(cfg)
+	sh, err := newShared(cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	var oc *oidc.Client
-	revoke := func(s *session.Session) {
-		if s.RefreshToken == "" || oc == nil {
-			return
+	list := make([]*frontend, 0, len(fcs))
+	for _, fc := range fcs {
+		f, err := sh.frontend(fc)
+		if err != nil {
+			return nil, err
 		}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := oc.Revoke(ctx, s.RefreshToken, "refresh_token"); err != nil {
-				log.Warn("refresh token revocation failed", "error", err)
+		list = append(list, f)
+	}
+	set := newFrontendSet(list)
+	h := sh.tr.handler(observe(sh.met, set, sh.log, o.AccessLog))
+	return &Server{
+		Handler: h, Admin: sh.admin(cfg, set), OIDC: list[0].oidc, frontends: set,
+		store: sh.store, log: sh.log, tracing: sh.tr,
+	}, nil
+}
+
+// frontendConfigs are the frontends cfg describes: the top level is the
+// one frontend, at "/".
+func frontendConfigs(cfg *config.Config) []frontendConfig {
+	return []frontendConfig{{path: "/", cfg: cfg}}
+}
+
+// shared are the parts of a build that every frontend uses: logging,
+// metrics, tracing, the session store and its locks, the trusted proxies,
+// the process's DPoP key, and the provider clients.
+type shared struct {
+	o          Options
+	log        *slog.Logger
+	met        *metrics.Metrics
+	tr         *tracing
+	store      session.Store // nil in cookie mode
+	cookieMode bool
+	keys       [][]byte
+	trusted    []netip.Prefix
+	ip         func(*http.Request) string
+	locker     session.Locker
+	replay     session.Store
+	dpop       dpopWiring
+}
+
+// newShared builds the parts of cfg that frontends share.
+func newShared(cfg *config.Config, o Options) (*shared, error) {
+	sh := &shared{o: o, log: o.Logger, met: o.Metrics, tr: o.tracing, store: o.store, cookieMode: cfg.Session.Store == "cookie", keys: cfg.Session.KeyBytes()}
+	if sh.log == nil {
+		sh.log = slog.New(slog.DiscardHandler)
+	}
+	if sh.met == nil {
+		sh.met = metrics.New()
+	}
+	var err error
+	if sh.tr == nil {
+		if sh.tr, err = newTracing(o.TracerProvider); err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+	}
+	if sh.store == nil && !sh.cookieMode {
+		if sh.store, err = openStore(cfg.Session, o.Now, sh.log); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range cfg.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, err2 := netip.ParseAddr(p)
+			if err2 != nil {
+				return nil, fmt.Errorf("trusted_proxies: %w", err)
 			}
-		}()
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		sh.trusted = append(sh.trusted, pfx)
 	}
-	sessions, err := session.NewManager(session.Options{
-		Store:           store,
-		CookieMode:      cookieMode,
-		Keys:            cfg.Session.KeyBytes(),
-		CookieName:      cfg.Session.CookieName,
-		SameSite:        sameSite,
-		IdleTimeout:     cfg.Session.IdleTimeout,
-		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
-		Now:             o.Now,
-		OnExpire:        revoke,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("session: %w", err)
+	sh.ip = clientIPFunc(sh.trusted)
+	var ok bool
+	if sh.locker, ok = sh.store.(session.Locker); !ok {
+		sh.locker = &session.LocalLocker{Now: o.Now} // cookie mode: refreshes are shared within this process
 	}
+	sh.replay = sh.store
+	if sh.replay == nil {
+		sh.replay = memstore.New(o.Now) // cookie mode keeps no sessions, but still no replays
+	}
+	if sh.dpop, err = newDPoP(cfg); err != nil { // see dpop.go
+		return nil, err
+	}
+	return sh, nil
+}
+
+// dpopFor is the DPoP wiring of a frontend with cfg: the process's, or
+// none when its oidc.dpop is off.
+func (sh *shared) dpopFor(cfg *config.Config) dpopWiring {
+	if !cfg.OIDC.DPoP {
+		return dpopWiring{}
+	}
+	return sh.dpop
+}
+
+// provider is the client of a frontend's provider, which signs its users
+// in at pub.
+func (sh *shared) provider(cfg *config.Config, pub *url.URL, creds *clientCredentials, dpop dpopWiring) *oidc.Client {
 	postLogout := cfg.OIDC.PostLogoutPath
 	if postLogout == "" {
 		postLogout = "/"
 	}
-	oc = oidc.New(oidc.Options{
+	return oidc.New(oidc.Options{
 		Issuer:                cfg.OIDC.Issuer,
 		ClientID:              cfg.OIDC.ClientID,
 		ClientSecret:          cfg.OIDC.ClientSecret,
@@ -177,245 +212,62 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		Scopes:                cfg.OIDC.Scopes,
 		AuthParams:            cfg.OIDC.AuthParams,
 		UserInfo:              cfg.OIDC.UserInfo,
-		HTTPClient:            o.HTTPClient,
-		Logger:                log,
-		Now:                   o.Now,
+		HTTPClient:            sh.o.HTTPClient,
+		Logger:                sh.log,
+		Now:                   sh.o.Now,
 		ClockSkew:             cfg.OIDC.ClockSkew,
-		OnClientAuthFailure:   met.ClientAuthFailure,
+		OnClientAuthFailure:   sh.met.ClientAuthFailure,
 		TokenType:             dpop.tokenType(),
 		PAR:                   cfg.OIDC.PAR,
 		Profile:               cfg.OIDC.Profile,
 	})
-	check := csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
-	check.OnReject = func() { met.Rejection("csrf") }
-	mux := http.NewServeMux()
-	// /bff/ belongs to the gateway: what it does not answer is 404, never
-	// the SPA or a dev server.
-	mux.Handle("/bff/", http.NotFoundHandler())
+}
 
-	var trusted []netip.Prefix
-	for _, p := range cfg.TrustedProxies {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			addr, err2 := netip.ParseAddr(p)
-			if err2 != nil {
-				return nil, fmt.Errorf("trusted_proxies: %w", err)
-			}
-			pfx = netip.PrefixFrom(addr, addr.BitLen())
+// sessions is a frontend's session manager on the shared store; oc
+// revokes the refresh tokens of the sessions it finds expired.
+func (sh *shared) sessions(cfg *config.Config, oc *oidc.Client) (*session.Manager, error) {
+	sameSite := http.SameSiteStrictMode
+	if strings.EqualFold(cfg.Session.SameSite, "lax") {
+		sameSite = http.SameSiteLaxMode
+	}
+	log := sh.log
+	revoke := func(s *session.Session) {
+		if s.RefreshToken == "" {
+			return
 		}
-		trusted = append(trusted, pfx)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := oc.Revoke(ctx, s.RefreshToken, "refresh_token"); err != nil {
+				log.Warn("refresh token revocation failed", "error", err)
+			}
+		}()
 	}
-	locker, ok := store.(session.Locker)
-	if !ok {
-		locker = &session.LocalLocker{Now: o.Now} // cookie mode: refreshes are shared within this process
-	}
-	service := oc // client-credentials and exchanged tokens
-	if sc := cfg.OIDC.ServiceClient; sc != nil {
-		service = oc.WithCredentials(oidc.Credentials{ClientID: sc.ClientID, ClientSecret: sc.ClientSecret, ClientAuth: sc.ClientAuth, SigningKeys: creds.service})
-	}
-	src := tokens.New(tokens.Options{
-		Sessions:      sessions,
-		OIDC:          oc,
-		Service:       service,
-		Locker:        locker,
-		RefreshBefore: cfg.Session.RefreshBefore,
-		RefreshParams: oidc.TokenParams{Resource: cfg.OIDC.AuthParams["resource"], Audience: cfg.OIDC.AuthParams["audience"]},
-		OnRefresh:     met.Refresh,
-		Tracer:        tr.tracer(),
-		DPoP:          dpop.key,
-		Logger:        log,
-		Now:           o.Now,
+	m, err := session.NewManager(session.Options{
+		Store:           sh.store,
+		CookieMode:      sh.cookieMode,
+		Keys:            sh.keys,
+		CookieName:      cfg.Session.CookieName,
+		SameSite:        sameSite,
+		IdleTimeout:     cfg.Session.IdleTimeout,
+		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
+		Now:             sh.o.Now,
+		OnExpire:        revoke,
 	})
-	replay := store
-	if replay == nil {
-		replay = memstore.New(o.Now) // cookie mode keeps no sessions, but still no replays
-	}
-	bff.New(bff.Options{
-		Sessions: sessions, OIDC: oc, Tokens: src, CSRF: check,
-		CallbackPath: cfg.OIDC.CallbackPath, PublicOrigin: pub.Scheme + "://" + pub.Host,
-		Locker: locker, Replay: replay, Events: met, Logger: log, DPoP: cfg.OIDC.DPoP,
-		Mediation: mediation(cfg),
-	}).Register(mux, named)
-	mux.Handle("GET "+bff.JWKSPath, named("bff_jwks", bff.JWKS(creds.jwks)))
-	popts := proxy.Options{
-		PublicURL:      pub,
-		CSRFHeader:     check.Header(),
-		SessionCookie:  sessions.CookieName(),
-		TrustedProxies: trusted,
-		OnUpstream:     met.Upstream,
-		WrapTransport:  tr.transport,
-		DPoP:           dpop.proxyNonces(),
-		Now:            o.Now,
-		Logger:         log,
-	}
-	ip := clientIPFunc(trusted)
-	var apiLimit, loginLimit *ratelimit.Limiter
-	if n := cfg.RateLimit.APIPerSecond; n > 0 {
-		apiLimit = ratelimit.New(float64(n), 2*n, o.Now)
-	}
-	if n := cfg.RateLimit.LoginPerMinute; n > 0 {
-		loginLimit = ratelimit.New(float64(n)/60, n, o.Now)
-	}
-	// API calls are limited per session, anonymous ones per client IP.
-	apiKey := func(r *http.Request) string {
-		if t := sessions.Ticket(r); t != "" {
-			return "s\x00" + t
-		}
-		return "ip\x00" + ip(r)
-	}
-	var apiPrefixes []string
-	type apiRoute struct {
-		upstream  *url.URL
-		bearer    *tokens.Route
-		transport http.RoundTripper // for composite parts, with the route's TLS; nil: the composite's
-	}
-	var idle idleClosers
-	routes := map[string]apiRoute{}
-	for _, a := range cfg.APIs {
-		up, err := url.Parse(a.Upstream)
-		if err != nil {
-			return nil, fmt.Errorf("apis %q: upstream: %w", a.Path, err)
-		}
-		ro := tokens.RouteOptions{Mode: tokens.Mode(a.Token), Scopes: a.Scopes, Resource: a.Resource, Audience: a.Audience}
-		if a.Require != nil {
-			ro.Require = &tokens.Policy{Scopes: a.Require.Scopes, Claims: a.Require.Claims, Path: a.Require.Path}
-		}
-		bearer, err := src.Route(ro)
-		if err != nil {
-			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
-		}
-		tlsConf, err := upstreamTLS(a, creds.cert)
-		if err != nil {
-			return nil, err
-		}
-		route := apiRoute{upstream: up, bearer: bearer}
-		if tlsConf != nil {
-			pt := partTransport(tlsConf)
-			idle.add(pt)
-			route.transport = tr.transport(pt)
-		}
-		routes[a.Path] = route
-		var h http.Handler = proxy.New(proxy.Route{
-			Prefix: a.Path, Upstream: up, Bearer: bearer, Timeout: a.Timeout,
-			Methods: a.Methods, MaxBodyBytes: int64(a.MaxBodyBytes), TLS: tlsConf,
-		}, popts)
-		idle.add(h)
-		if apiLimit != nil {
-			h = apiLimit.Middleware(apiKey, h)
-		}
-		if err := handle(mux, a.Path, named(a.Path, check.RequireAPI(pub.Scheme+"://"+pub.Host, a.AllowHeaderless, h))); err != nil {
-			return nil, fmt.Errorf("apis %q: %w", a.Path, err)
-		}
-		literal, _, _ := strings.Cut(a.Path, "{") // no SPA fallback under any API route
-		apiPrefixes = append(apiPrefixes, literal)
-	}
-
-	origin := pub.Scheme + "://" + pub.Host
-	claims := func(r *http.Request) map[string]any {
-		s, err := sessions.Load(r)
-		if err != nil {
-			return nil
-		}
-		return s.Claims
-	}
-	for _, c := range cfg.Composites {
-		comp := aggregate.Composite{Path: c.Path, DefaultProfile: c.DefaultProfile, Deadline: c.Deadline, Profiles: map[string]aggregate.Profile{}}
-		for name, p := range c.Profiles {
-			comp.Profiles[name] = aggregate.Profile{Allow: p.Allow, Deny: p.Deny, Map: p.Map}
-		}
-		for _, name := range slices.Sorted(maps.Keys(c.Parts)) {
-			p := c.Parts[name]
-			part := aggregate.Part{Name: name, Path: p.Path, Required: p.Required, Timeout: p.Timeout}
-			if p.API != "" {
-				rt, ok := routes[p.API]
-				if !ok {
-					return nil, fmt.Errorf("composites %q: part %q: no API %q", c.Path, name, p.API)
-				}
-				part.Upstream, part.Bearer, part.Transport = rt.upstream, rt.bearer, rt.transport
-			} else {
-				if part.Upstream, err = url.Parse(p.Upstream); err != nil {
-					return nil, fmt.Errorf("composites %q: part %q: %w", c.Path, name, err)
-				}
-				if part.Bearer, err = src.Route(tokens.RouteOptions{Mode: tokens.Mode(p.Token)}); err != nil {
-					return nil, fmt.Errorf("composites %q: part %q: %w", c.Path, name, err)
-				}
-			}
-			comp.Parts = append(comp.Parts, part)
-		}
-		var h http.Handler
-		ct := aggregate.NewTransport(30 * time.Second)
-		idle.add(ct)
-		h, err = aggregate.New(comp, aggregate.Options{
-			Claims: claims, Transport: tr.transport(ct), Logger: log,
-			DPoP: dpop.partNonces(), Now: o.Now,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("composites %q: %w", c.Path, err)
-		}
-		if c.Require != nil {
-			gate, err := src.Route(tokens.RouteOptions{Mode: tokens.UserOrNone, Require: &tokens.Policy{Scopes: c.Require.Scopes, Claims: c.Require.Claims, Path: c.Require.Path}})
-			if err != nil {
-				return nil, err
-			}
-			h = requirePolicy(gate, log, h)
-		}
-		if apiLimit != nil {
-			h = apiLimit.Middleware(apiKey, h)
-		}
-		if err := handle(mux, "GET "+c.Path, named(c.Path, check.RequireAPI(origin, false, h))); err != nil {
-			return nil, fmt.Errorf("composites %q: %w", c.Path, err)
-		}
-	}
-
-	// The default policy lets the SPA frame the provider, which a silent
-	// login's hidden iframe passes through on its way back to us.
-	csp := cfg.Frontend.CSP
-	if csp == "" {
-		csp = spa.DefaultCSP
-		if iss, err := url.Parse(cfg.OIDC.Issuer); err == nil && iss.Host != "" {
-			csp += "; frame-src 'self' " + iss.Scheme + "://" + iss.Host
-		}
-		csp = spa.AddConnectSources(csp, mediatedOrigins(cfg)...)
-	}
-	switch {
-	case o.Frontend != nil:
-		mux.Handle("/", named("spa", spa.NewFiles(o.Frontend, apiPrefixes...).WithCSP(csp)))
-	case cfg.Frontend.DevServer != "":
-		u, err := url.Parse(cfg.Frontend.DevServer)
-		if err != nil {
-			return nil, fmt.Errorf("frontend.dev_server: %w", err)
-		}
-		mux.Handle("/", named("spa", spa.DevServer(u)))
-	case cfg.Frontend.Dir != "":
-		mux.Handle("/", named("spa", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(csp)))
-	}
-
-	var h http.Handler = mux
-	if apiLimit != nil {
-		h = limitMediation(func(h http.Handler) http.Handler { return apiLimit.Middleware(apiKey, h) }, h)
-	}
-	h = sessions.Middleware(h)
-	if loginLimit != nil {
-		h = limitPaths(loginLimit, ip, []string{bff.LoginPath, cfg.OIDC.CallbackPath}, h)
-	}
-	h, err = csrf.CrossOrigin(cfg.CORS.AllowedOrigins, h)
 	if err != nil {
-		return nil, fmt.Errorf("cors.allowed_origins: %w", err)
+		return nil, fmt.Errorf("session: %w", err)
 	}
-	h = csrf.CORS(cfg.CORS.AllowedOrigins, check.Header(), h)
-	h = csrf.SecurityHeaders(pub.Scheme == "https", h)
-	h = hostGuard(pub.Host, h)
-	h = observe(met, sessions, log, o.AccessLog, h)
-	h = tr.handler(h)
-	checks := map[string]admin.Check{
-		"identity_provider": func(context.Context) error {
-			if !oc.Ready() {
-				return errors.New("discovery has not succeeded yet")
-			}
-			return nil
-		},
-	}
-	if store != nil {
+	return m, nil
+}
+
+var errDiscovery = errors.New("discovery has not succeeded yet")
+
+// admin serves /healthz, /readyz (the session store, and each frontend's
+// provider), /metrics and the session admin API.
+func (sh *shared) admin(cfg *config.Config, set *frontendSet) http.Handler {
+	first := set.list[0]
+	checks := map[string]admin.Check{"identity_provider": first.ready}
+	if store := sh.store; store != nil {
 		checks["session_store"] = func(ctx context.Context) error {
 			if p, ok := store.(interface{ Ping(context.Context) error }); ok {
 				if err := p.Ping(ctx); err != nil {
@@ -429,11 +281,21 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 			return nil
 		}
 	}
-	adm := admin.New(admin.Options{
-		Sessions: sessions, Tokens: src, Token: cfg.AdminToken, Checks: checks, Logger: log,
-		Extra: map[string]http.Handler{"GET /metrics": met.Handler()},
+	return admin.New(admin.Options{
+		Sessions: first.sessions, Tokens: first.tokens, Token: cfg.AdminToken, Checks: checks, Logger: sh.log,
+		Extra: map[string]http.Handler{"GET /metrics": sh.met.Handler()},
 	})
-	return &Server{Handler: h, Admin: adm, OIDC: oc, store: store, log: log, tracing: tr, idle: idle}, nil
+}
+
+// clients are the provider clients of s's frontends, each once.
+func (s *Server) clients() []*oidc.Client {
+	var out []*oidc.Client
+	for _, f := range s.frontends.list {
+		if !slices.Contains(out, f.oidc) {
+			out = append(out, f.oidc)
+		}
+	}
+	return out
 }
 
 // openStore opens the configured store; nil means cookie mode.
@@ -582,22 +444,6 @@ func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
 	}
 }
 
-// hostGuard refuses requests for any host but the public one, so a DNS
-// rebinding page cannot talk to the gateway under its own name.
-func hostGuard(host string, next http.Handler) http.Handler {
-	allowed := []string{strings.ToLower(host)}
-	if h, p, err := net.SplitHostPort(host); err == nil && p == "" {
-		allowed = append(allowed, h)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !slices.Contains(allowed, strings.ToLower(r.Host)) {
-			httpx.Problem(w, http.StatusMisdirectedRequest, "unknown host")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // Run serves until ctx ends, then drains in-flight requests for up to
 // DrainTimeout. Discovery runs in the background: a provider that is down
 // at start does not stop the gateway; /bff/login answers 503 until it is
@@ -641,9 +487,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	defer cancel()
 	// Each configuration's client retries discovery until it succeeds or
 	// the configuration is replaced.
-	discover := func(c *oidc.Client) context.CancelFunc {
+	discover := func(cs []*oidc.Client) context.CancelFunc {
 		dctx, stop := context.WithCancel(ctx)
-		go c.Run(dctx)
+		for _, c := range cs {
+			go c.Run(dctx)
+		}
 		return stop
 	}
 	// The first configuration's first discovery decides whether to start
@@ -651,7 +499,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	// (oidc.par required, oidc.profile) ends Run; one that is down is
 	// retried, and found unfit later it leaves the gateway not ready.
 	dctx, stopDiscovery := context.WithCancel(ctx)
-	firstDiscovery := s.OIDC.Start(dctx)
+	firstDiscovery := startDiscovery(dctx, s.clients())
 	defer func() { stopDiscovery() }()
 
 	var public, adminH atomic.Pointer[http.Handler]
@@ -701,10 +549,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 				continue
 			}
 			stopDiscovery()
-			stopDiscovery = discover(next.OIDC) // already discovered; returns at once
+			stopDiscovery = discover(next.clients()) // already discovered; returns at once
 			public.Store(&next.Handler)
 			adminH.Store(&next.Admin)
-			s.idle.closeIdle()
+			s.frontends.closeIdle()
 			s = next
 			cfg = ncfg
 			log.Info("configuration reloaded")
@@ -752,10 +600,39 @@ func reload(ctx context.Context, old *config.Config, o Options) (*Server, *confi
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := s.OIDC.Discover(dctx); err != nil {
-		return nil, nil, err
+	clients := s.clients()
+	errs := make(chan error, len(clients))
+	for _, c := range clients {
+		go func() { errs <- c.Discover(dctx) }()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			return nil, nil, err
+		}
 	}
 	return s, cfg, nil
+}
+
+// startDiscovery starts discovery for each client (see oidc.Client.Start)
+// and returns a channel that receives the first attempts' outcome: the
+// first that wraps oidc.ErrUnfit, else nil once every client has made
+// its first attempt.
+func startDiscovery(ctx context.Context, clients []*oidc.Client) <-chan error {
+	firsts := make([]<-chan error, len(clients))
+	for i, c := range clients {
+		firsts[i] = c.Start(ctx)
+	}
+	out := make(chan error, 1)
+	go func() {
+		for _, first := range firsts {
+			if err := <-first; errors.Is(err, oidc.ErrUnfit) {
+				out <- err
+				return
+			}
+		}
+		out <- nil
+	}()
+	return out
 }
 
 // swapped serves whatever handler p holds at the time of each request;
