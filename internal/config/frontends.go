@@ -121,6 +121,20 @@ func (c *Config) Apps() []App {
 	return apps
 }
 
+// AppKey returns the key of the file that gives key (of the merged
+// sections, e.g. "oidc.private_key_file", or "apis[2].upstream") in
+// Apps()[i]: the entry's ("frontends[1].oidc.private_key_file") when the
+// entry sets it, the top level's when the entry inherits it (a shared
+// route is the top level's), else the entry's. Without frontends: it is
+// key. Its line is Line of it.
+func (c *Config) AppKey(i int, key string) string {
+	if c.Frontends == nil || i < 0 || i >= len(c.Frontends) {
+		return key
+	}
+	v := &validator{c: c, scope: c.scopeOf(i)}
+	return v.at(key)
+}
+
 // frontendPath is an entry's path with its default.
 func frontendPath(p string) string {
 	if p == "" {

@@ -346,6 +346,28 @@ frontends:
 		}
 	}
 
+	// AppKey names what the file gives, where it gives it.
+	for _, k := range []struct {
+		app       int
+		key, want string
+		line      int
+	}{
+		{0, "oidc.issuer", "oidc.issuer", 2},
+		{0, "oidc.client_secret", "frontends[0].oidc.client_secret", 27},
+		{1, "oidc.private_key_file", "frontends[1].oidc.private_key_file", 38},
+		{1, "oidc.client_secret", "frontends[1].oidc.client_secret", 0},
+		{1, "oidc.par", "oidc.par", 8},
+		{0, "apis[0].upstream", "apis[0].upstream", 20},
+		{1, "apis[1].upstream", "frontends[1].apis[0].upstream", 47},
+		{1, "composites[1].parts.admin.api", "frontends[1].composites[0].parts.admin.api", 50},
+		{1, "session.keys", "session.keys", 12},
+	} {
+		got := cfg.AppKey(k.app, k.key)
+		if got != k.want || cfg.Line(got) != k.line {
+			t.Errorf("AppKey(%d, %q) = %q at line %d, want %q at line %d", k.app, k.key, got, cfg.Line(got), k.want, k.line)
+		}
+	}
+
 	// Nothing of an entry leaks into the top level or another entry.
 	if cfg.OIDC.AuthParams["acr_values"] != "top" || cfg.OIDC.ServiceClient.ClientID != "svc" || cfg.APIs[0].Path != "/api/shared/" ||
 		cfg.Composites[0].Parts["me"].API != "/api/shared/" {

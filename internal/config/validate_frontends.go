@@ -14,7 +14,6 @@ import (
 // the entry's when the entry sets it, the top level's when the entry
 // inherits it, else the entry's (at the line of the nearest key above).
 type scope struct {
-	index  int
 	prefix string // "frontends[1]"
 	owns   func(key string) bool
 	// topGiven reports whether the top level sets key.
@@ -22,6 +21,15 @@ type scope struct {
 	// apis and composites count the shared top-level routes, which come
 	// first in the merged lists.
 	apis, composites int
+}
+
+// scopeOf is the scope of frontends[i].
+func (c *Config) scopeOf(i int) *scope {
+	return &scope{
+		prefix: fmt.Sprintf("frontends[%d]", i),
+		owns:   c.entryOwns(i), topGiven: c.topGiven,
+		apis: len(c.APIs), composites: len(c.Composites),
+	}
 }
 
 // at maps a key of the Config checked to the key of the file. Without a
@@ -118,11 +126,7 @@ func (c *Config) validateFrontends() []Problem {
 	fvs := make([]*validator, len(c.Frontends))
 	for i := range c.Frontends {
 		v.entry(i)
-		fv := &validator{c: c.frontendConfig(i), scope: &scope{
-			index: i, prefix: fmt.Sprintf("frontends[%d]", i),
-			owns: c.entryOwns(i), topGiven: c.topGiven,
-			apis: len(c.APIs), composites: len(c.Composites),
-		}}
+		fv := &validator{c: c.frontendConfig(i), scope: c.scopeOf(i)}
 		fv.publicURL()
 		fv.frontendValues()
 		fvs[i] = fv
