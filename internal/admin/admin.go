@@ -8,7 +8,12 @@
 //	DELETE /admin/sessions/{handle}       end one session
 //
 // Sessions are named by their handle, a keyed hash of the browser's
-// ticket; tokens never appear in any answer.
+// ticket; tokens never appear in any answer. With several frontends each
+// answer covers every frontend, and each listed session names its
+// frontend; &frontend=NAME (?frontend=NAME for one handle) narrows any
+// request to one frontend, and an unknown name gets 404. A subject's
+// sessions are found through each frontend's own tags, and a handle opens
+// only for the frontend it belongs to (see package session).
 package admin
 
 import (
@@ -31,8 +36,12 @@ type Check func(ctx context.Context) error
 
 // Options configure the handler.
 type Options struct {
+	// Sessions and Tokens are the sessions of a gateway with one frontend.
 	Sessions *session.Manager
 	Tokens   *tokens.Source
+	// Frontends, when set, are the sessions of every frontend of a
+	// gateway serving several; Sessions and Tokens are then unused.
+	Frontends []Frontend
 	// Token is the bearer token of the session API; empty turns it off.
 	Token  string
 	Checks map[string]Check
@@ -41,14 +50,26 @@ type Options struct {
 	Extra map[string]http.Handler
 }
 
+// Frontend is one frontend's sessions; its name is Sessions.Frontend().
+type Frontend struct {
+	Sessions *session.Manager
+	// Tokens ends the frontend's sessions (revoking refresh tokens with
+	// the frontend's client).
+	Tokens *tokens.Source
+}
+
 type handler struct {
-	o   Options
-	log *slog.Logger
+	o         Options
+	frontends []Frontend
+	log       *slog.Logger
 }
 
 // New returns the admin handler.
 func New(o Options) http.Handler {
-	h := &handler{o: o, log: o.Logger}
+	h := &handler{o: o, log: o.Logger, frontends: o.Frontends}
+	if len(h.frontends) == 0 && o.Sessions != nil {
+		h.frontends = []Frontend{{Sessions: o.Sessions, Tokens: o.Tokens}}
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,7 +127,10 @@ func (h *handler) ready(w http.ResponseWriter, r *http.Request) error {
 
 // Info is what operators see of a session.
 type Info struct {
-	Handle    string    `json:"handle"`
+	Handle string `json:"handle"`
+	// Frontend is the name of the session's frontend; absent for the
+	// implicit frontend of a configuration without frontends.
+	Frontend  string    `json:"frontend,omitempty"`
 	Subject   string    `json:"sub"`
 	IdPSID    string    `json:"idp_sid,omitempty"`
 	Created   time.Time `json:"created"`
@@ -124,6 +148,22 @@ func (h *handler) subject(r *http.Request) (string, error) {
 	return sub, nil
 }
 
+// selected is the frontends a request names: all of them without a
+// frontend parameter, else the one of that name.
+func (h *handler) selected(r *http.Request) ([]Frontend, error) {
+	q := r.URL.Query()
+	if !q.Has("frontend") {
+		return h.frontends, nil
+	}
+	name := q.Get("frontend")
+	for _, f := range h.frontends {
+		if f.Sessions.Frontend() == name {
+			return []Frontend{f}, nil
+		}
+	}
+	return nil, httpx.Error{Code: http.StatusNotFound, Msg: "no such frontend"}
+}
+
 func storeErr(err error) error {
 	if errors.Is(err, session.ErrStateless) {
 		return httpx.Error{Code: http.StatusNotImplemented, Msg: err.Error()}
@@ -131,43 +171,61 @@ func storeErr(err error) error {
 	return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
 }
 
-func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
+// subjectSessions is the live sessions of the request's subject in the
+// frontends it selects, with the frontend of each.
+func (h *handler) subjectSessions(r *http.Request) ([]Frontend, [][]*session.Session, error) {
 	sub, err := h.subject(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	fs, err := h.selected(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	lists := make([][]*session.Session, len(fs))
+	for i, f := range fs {
+		if lists[i], err = f.Sessions.BySubject(r.Context(), sub); err != nil {
+			return nil, nil, storeErr(err)
+		}
+	}
+	return fs, lists, nil
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
+	fs, lists, err := h.subjectSessions(r)
 	if err != nil {
 		return err
 	}
-	list, err := h.o.Sessions.BySubject(r.Context(), sub)
-	if err != nil {
-		return storeErr(err)
+	out := []Info{}
+	for i, f := range fs {
+		for _, s := range lists[i] {
+			out = append(out, Info{
+				Handle: s.Handle, Frontend: f.Sessions.Frontend(), Subject: s.Subject, IdPSID: s.IdPSessionID,
+				Created: s.Created, LastSeen: s.LastSeen, Expires: f.Sessions.ExpiresAt(s),
+				ClientIP: s.ClientIP, UserAgent: s.UserAgent,
+			})
+		}
 	}
-	out := make([]Info, 0, len(list))
-	for _, s := range list {
-		out = append(out, Info{
-			Handle: s.Handle, Subject: s.Subject, IdPSID: s.IdPSessionID,
-			Created: s.Created, LastSeen: s.LastSeen, Expires: h.o.Sessions.ExpiresAt(s),
-			ClientIP: s.ClientIP, UserAgent: s.UserAgent,
-		})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return httpx.JSON(w, http.StatusOK, out)
 }
 
 func (h *handler) revokeSubject(w http.ResponseWriter, r *http.Request) error {
-	sub, err := h.subject(r)
+	fs, lists, err := h.subjectSessions(r)
 	if err != nil {
 		return err
 	}
-	list, err := h.o.Sessions.BySubject(r.Context(), sub)
-	if err != nil {
-		return storeErr(err)
-	}
-	for _, s := range list {
-		if err := h.o.Tokens.End(r.Context(), s); err != nil {
-			return storeErr(err)
+	n := 0
+	for i, f := range fs {
+		for _, s := range lists[i] {
+			if err := f.Tokens.End(r.Context(), s); err != nil {
+				return storeErr(err)
+			}
+			n++
 		}
 	}
-	h.log.InfoContext(r.Context(), "sessions revoked by an operator", "count", len(list))
-	return httpx.JSON(w, http.StatusOK, map[string]int{"revoked": len(list)})
+	h.log.InfoContext(r.Context(), "sessions revoked by an operator", "count", n)
+	return httpx.JSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 
 func (h *handler) revokeOne(w http.ResponseWriter, r *http.Request) error {
@@ -175,16 +233,24 @@ func (h *handler) revokeOne(w http.ResponseWriter, r *http.Request) error {
 	if !strings.HasPrefix(handle, "s:") {
 		return httpx.Error{Code: http.StatusNotFound, Msg: "no such session"}
 	}
-	s, err := h.o.Sessions.ByHandle(r.Context(), handle)
-	if errors.Is(err, session.ErrNotFound) {
-		return httpx.Error{Code: http.StatusNotFound, Msg: "no such session"}
-	}
+	fs, err := h.selected(r)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
-	if err := h.o.Tokens.End(r.Context(), s); err != nil {
-		return storeErr(err)
+	// A handle opens only for its own frontend.
+	for _, f := range fs {
+		s, err := f.Sessions.ByHandle(r.Context(), handle)
+		if errors.Is(err, session.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return storeErr(err)
+		}
+		if err := f.Tokens.End(r.Context(), s); err != nil {
+			return storeErr(err)
+		}
+		h.log.InfoContext(r.Context(), "session revoked by an operator", "frontend", f.Sessions.Frontend())
+		return httpx.JSON(w, http.StatusOK, map[string]int{"revoked": 1})
 	}
-	h.log.InfoContext(r.Context(), "session revoked by an operator")
-	return httpx.JSON(w, http.StatusOK, map[string]int{"revoked": 1})
+	return httpx.Error{Code: http.StatusNotFound, Msg: "no such session"}
 }
