@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,8 +19,10 @@ import (
 )
 
 const sessionsUsage = `usage:
-  cloakroom sessions list   --sub SUBJECT             [admin flags]
-  cloakroom sessions revoke --sub SUBJECT | --id HANDLE [admin flags]
+  cloakroom sessions list   --sub SUBJECT             [--frontend NAME] [admin flags]
+  cloakroom sessions revoke --sub SUBJECT | --id HANDLE [--frontend NAME] [admin flags]
+
+  --frontend NAME  only that frontend's sessions (with several frontends)
 
 admin flags:
   --config FILE   read admin_listen and admin_token from the configuration
@@ -40,6 +43,7 @@ func sessions(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	adminURL := fs.String("admin", "", "admin listener URL")
 	sub := fs.String("sub", "", "subject")
 	id := fs.String("id", "", "session handle (revoke only)")
+	frontend := fs.String("frontend", "", "only this frontend's sessions")
 	if code, ok := parse(fs, args[1:], stderr); !ok {
 		return code
 	}
@@ -72,12 +76,22 @@ func sessions(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "cloakroom sessions: no admin token: set CLOAKROOM_ADMIN_TOKEN or pass --config")
 		return 1
 	}
-	method, path := http.MethodGet, "/admin/sessions?sub="+url.QueryEscape(*sub)
+	q := url.Values{}
+	if *sub != "" {
+		q.Set("sub", *sub)
+	}
+	if *frontend != "" {
+		q.Set("frontend", *frontend)
+	}
+	method, path := http.MethodGet, "/admin/sessions"
 	switch {
 	case verb == "revoke" && *id != "":
 		method, path = http.MethodDelete, "/admin/sessions/"+url.PathEscape(*id)
 	case verb == "revoke":
 		method = http.MethodDelete
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	body, err := adminCall(ctx, method, strings.TrimRight(base, "/")+path, token)
 	if err != nil {
@@ -90,18 +104,27 @@ func sessions(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "revoked %d session(s)\n", res.Revoked)
 		return 0
 	}
-	var list []struct {
-		Handle, Sub, ClientIP, UserAgent string
-		IdPSID                           string `json:"idp_sid"`
-		Created, LastSeen, Expires       time.Time
+	type listed struct {
+		Handle, Frontend, Sub, ClientIP, UserAgent string
+		IdPSID                                     string `json:"idp_sid"`
+		Created, LastSeen, Expires                 time.Time
 	}
+	var list []listed
 	if err := json.Unmarshal(body, &list); err != nil {
 		fmt.Fprintf(stderr, "cloakroom sessions: unexpected answer: %v\n", err)
 		return 1
 	}
+	// A FRONTEND column when the gateway has named frontends.
+	named := slices.ContainsFunc(list, func(s listed) bool { return s.Frontend != "" })
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if named {
+		fmt.Fprint(tw, "FRONTEND\t")
+	}
 	fmt.Fprintln(tw, "HANDLE\tCREATED\tLAST SEEN\tEXPIRES\tIDP SID\tCLIENT")
 	for _, s := range list {
+		if named {
+			fmt.Fprintf(tw, "%s\t", s.Frontend)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s %s\n", s.Handle, s.Created.Format(time.RFC3339), s.LastSeen.Format(time.RFC3339),
 			s.Expires.Format(time.RFC3339), s.IdPSID, s.ClientIP, s.UserAgent)
 	}
