@@ -30,7 +30,9 @@ import (
 //
 // Both need the CSRF header and a session (else 401, empty, as /bff/user),
 // an api parameter naming an apis[].path (400 without one, 404 for an
-// unknown path) whose route has mediate on (else 403). The proof is
+// unknown path) whose route has mediate on (else 403) and whose require
+// policy, if any, the session meets (else 403, as a proxied call would
+// get; a path binding always denies). The proof is
 // checked here first (oidc.VerifyDPoPProof: signature, typ, htm POST, htu
 // the token endpoint, iat within a minute, its jti never seen before): a
 // missing or invalid one is 400 invalid_dpop_proof and nothing reaches the
@@ -56,6 +58,11 @@ type TokenRoute struct {
 	// Params narrow the mediated token: the route's scopes, resource
 	// (RFC 8707) and audience.
 	Params oidc.TokenParams
+	// Require is the route's authorization policy (apis[].require), if
+	// any: a session it denies gets no token for the route (403), as it
+	// gets no proxied call. A path binding cannot hold here, where there
+	// is no API path: it always denies.
+	Require *tokens.Policy
 }
 
 type mediation struct {
@@ -175,6 +182,9 @@ func (h *Handler) mediatedRoute(r *http.Request) (*session.Session, string, Toke
 	}
 	if !route.Mediate {
 		return nil, "", TokenRoute{}, httpx.Error{Code: http.StatusForbidden, Msg: "this API route does not hand tokens to the browser: its calls go through the gateway"}
+	}
+	if route.Require != nil && !route.Require.Allows(r, s) {
+		return nil, "", TokenRoute{}, httpx.Error{Code: http.StatusForbidden, Msg: "the route's authorization policy denies this request"}
 	}
 	if err := h.sessions.Touch(r.Context(), s); err != nil {
 		return nil, "", TokenRoute{}, httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}

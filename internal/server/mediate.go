@@ -8,10 +8,12 @@ import (
 	"github.com/cloakroom/cloakroom/internal/bff"
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/oidc"
+	"github.com/cloakroom/cloakroom/internal/tokens"
 )
 
 // mediation is /bff/token's view of the API routes (the token-mediating
-// mode, apis[].mediate). A mediated token is narrowed by the route's own
+// mode, apis[].mediate). A route's require policy gates its mediated
+// tokens as it gates its proxied calls. A mediated token is narrowed by the route's own
 // resource (RFC 8707), audience and scopes, as configured: never by its
 // upstream URL, which is often an internal address that no provider knows
 // as a resource indicator. Without them the provider decides, as for the
@@ -19,10 +21,14 @@ import (
 func mediation(cfg *config.Config) bff.Mediation {
 	m := bff.Mediation{Routes: make(map[string]bff.TokenRoute, len(cfg.APIs))}
 	for _, a := range cfg.APIs {
-		m.Routes[a.Path] = bff.TokenRoute{
+		r := bff.TokenRoute{
 			Mediate: a.Mediate,
 			Params:  oidc.TokenParams{Scopes: a.Scopes, Resource: a.Resource, Audience: a.Audience},
 		}
+		if a.Require != nil {
+			r.Require = &tokens.Policy{Scopes: a.Require.Scopes, Claims: a.Require.Claims, Path: a.Require.Path}
+		}
+		m.Routes[a.Path] = r
 	}
 	return m
 }

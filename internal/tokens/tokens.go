@@ -248,6 +248,12 @@ type Policy struct {
 	Path map[string]string
 }
 
+// Allows reports whether s, making r, meets p: what a route's Token
+// checks, for callers that hand out a route's token otherwise (POST
+// /bff/token). A path binding needs r's path values (r.PathValue): a
+// request without them is denied.
+func (p *Policy) Allows(r *http.Request, s *session.Session) bool { return p.allows(r, s) }
+
 // allows reports whether s, making r, meets p.
 func (p *Policy) allows(r *http.Request, s *session.Session) bool {
 	if s == nil {
