@@ -315,7 +315,7 @@ func (f *frontend) spa(mux *http.ServeMux, apiPrefixes []string) error {
 // limit and the session cookie's refresh.
 func (f *frontend) edge(mux http.Handler) (http.Handler, error) {
 	cfg := f.cfg
-	h := f.sessions.Middleware(limitMediation(f.limitAPI, mux))
+	h := f.sessions.Middleware(limitMediation(f.limitAPI, bff.TokenPath, mux))
 	if n := cfg.RateLimit.LoginPerMinute; n > 0 {
 		h = limitPaths(ratelimit.New(float64(n)/60, n, f.sh.o.Now), f.sh.ip, []string{bff.LoginPath, cfg.OIDC.CallbackPath}, h)
 	}

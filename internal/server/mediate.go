@@ -50,15 +50,16 @@ func mediatedOrigins(cfg *config.Config) []string {
 	return out
 }
 
-// limitMediation puts POST /bff/token behind limit, the API routes' rate
-// limit (rate_limit.api_per_second, per session), and leaves every other
+// limitMediation puts POST to path, where the frontend serves
+// bff.TokenPath, behind limit, the API routes' rate limit
+// (rate_limit.api_per_second, per session), and leaves every other
 // request to next. Each mediation is a refresh_token grant at the
 // provider: a session must not turn it into a way around its API budget,
 // nor make the gateway hammer the provider, so the two share one budget.
-func limitMediation(limit func(http.Handler) http.Handler, next http.Handler) http.Handler {
+func limitMediation(limit func(http.Handler) http.Handler, path string, next http.Handler) http.Handler {
 	limited := limit(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == bff.TokenPath {
+		if r.Method == http.MethodPost && r.URL.Path == path {
 			limited.ServeHTTP(w, r)
 			return
 		}
