@@ -42,3 +42,52 @@ func TestCheckFrontends(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsFrontends runs check on each complete configuration of
+// docs/frontends.md (a YAML block with listen: and frontends:): nothing to
+// say but the problem that refuses frontends: while serve does not build
+// them.
+func TestDocsFrontends(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join(docsDir, "frontends.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for i, block := range strings.Split(string(page), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if strings.HasPrefix(block, "listen:") && strings.Contains(block, "\nfrontends:\n") {
+			files = append(files, block)
+		} else if i == 0 {
+			t.Fatalf("the first YAML block of docs/frontends.md is not a complete file:\n%s", block)
+		}
+	}
+	if len(files) < 2 {
+		t.Fatalf("%d complete files in docs/frontends.md, want the reference and the worked example", len(files))
+	}
+	for _, v := range []string{"SESSION_KEY", "SHOP_SECRET", "ADMIN_SECRET"} {
+		t.Setenv(v, "docs-example-"+strings.ToLower(v)+"-0123456789abcdef")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"shop/dist", "admin/dist"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	for i, data := range files {
+		name := filepath.Join(dir, "frontends.yaml")
+		if err := os.WriteFile(name, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		run([]string{"check", "--config", name}, &stdout, &stderr)
+		for _, l := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+			if !strings.HasSuffix(l, ": frontends: not served by this version yet") && l != name+": ok" {
+				t.Errorf("file %d of docs/frontends.md: %s", i+1, l)
+			}
+		}
+		if stderr.Len() > 0 {
+			t.Errorf("file %d: stderr %s", i+1, stderr.String())
+		}
+	}
+}
