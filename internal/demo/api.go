@@ -35,6 +35,11 @@ const maxForwardedHops = 16
 //	                  whether a Cookie or X-CSRF header reached the API (the
 //	                  gateway should strip both) and the X-Forwarded-For chain.
 //	GET /time/stream  text/event-stream of 3 "time" events, 200ms apart, then EOF.
+//	GET /admin/overview  JSON for the admin console: sub, role, aud and
+//	                  expires_at; 403 {"error":"insufficient_role"} unless the
+//	                  token's role claim is AdminRole. The gateway's route
+//	                  checks the same before it calls, so the API is the second
+//	                  line, not the only one.
 //
 // Any other path is 404. No response ever contains the token or the value of a
 // header that could carry one.
@@ -43,6 +48,7 @@ func NewAPI(verify func(token string) (map[string]any, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /whoami", a.auth(a.whoami))
 	mux.Handle("GET /time/stream", a.auth(a.stream))
+	mux.Handle("GET /admin/overview", a.auth(a.adminOverview))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
 	})
@@ -85,6 +91,24 @@ func (a *api) whoami(w http.ResponseWriter, r *http.Request, claims map[string]a
 		"cookie_received":      r.Header.Get("Cookie") != "",
 		"csrf_header_received": len(r.Header.Values(headerCSRF)) > 0,
 		"forwarded_for":        forwardedFor(r.Header.Values(headerXForwardedFor)),
+	})
+}
+
+// AdminRole is the role claim's value that the admin API admits.
+const AdminRole = "admin"
+
+func (a *api) adminOverview(w http.ResponseWriter, r *http.Request, claims map[string]any) {
+	if claims["role"] != AdminRole {
+		w.Header().Set(headerWWWAuthenticate, `Bearer error="insufficient_scope"`)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_role"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"message":    "hello from the admin API",
+		"sub":        claims["sub"],
+		"role":       claims["role"],
+		"aud":        claims["aud"],
+		"expires_at": expiresAt(claims["exp"]),
 	})
 }
 

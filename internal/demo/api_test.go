@@ -242,3 +242,70 @@ func TestAPIStream(t *testing.T) {
 		t.Errorf("events arrived within %v, want them about 200ms apart", gap)
 	}
 }
+
+// GET /admin/overview admits only a token whose role claim is "admin", and
+// tells the others apart from a missing token: 403, not 401.
+func TestAPIAdminOverview(t *testing.T) {
+	tokens := map[string]map[string]any{
+		"admin-token": {"sub": "alice-0001", "role": "admin", "aud": "cloakroom-demo-admin", "exp": float64(1893456000)},
+		"user-token":  {"sub": "bob-0001", "role": "user", "aud": "cloakroom-demo-admin"},
+		"no-role":     {"sub": "svc"},
+		"role-list":   {"sub": "eve", "role": []any{"admin"}},
+		"role-case":   {"sub": "eve", "role": "Admin"},
+	}
+	srv := httptest.NewServer(NewAPI(func(tok string) (map[string]any, error) {
+		if c, ok := tokens[tok]; ok {
+			return c, nil
+		}
+		return nil, errors.New("unknown token")
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		token string
+		want  int
+	}{
+		{"admin-token", http.StatusOK},
+		{"user-token", http.StatusForbidden},
+		{"no-role", http.StatusForbidden},
+		{"role-list", http.StatusForbidden},
+		{"role-case", http.StatusForbidden},
+		{"", http.StatusUnauthorized},
+		{"forged", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.token, func(t *testing.T) {
+			h := http.Header{}
+			if tt.token != "" {
+				h.Set("Authorization", "Bearer "+tt.token)
+			}
+			res, body := do(t, http.MethodGet, srv.URL+"/admin/overview", h)
+			if res.StatusCode != tt.want {
+				t.Fatalf("status: got %d %s, want %d", res.StatusCode, body, tt.want)
+			}
+			if tt.token != "" && strings.Contains(body, tt.token) {
+				t.Errorf("body %s echoes the token", body)
+			}
+			switch tt.want {
+			case http.StatusOK:
+				var got struct {
+					Sub       string `json:"sub"`
+					Role      string `json:"role"`
+					ExpiresAt string `json:"expires_at"`
+				}
+				if err := json.Unmarshal([]byte(body), &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.Sub != "alice-0001" || got.Role != "admin" || got.ExpiresAt != "2030-01-01T00:00:00Z" {
+					t.Errorf("body: got %+v, want alice-0001, admin, 2030-01-01T00:00:00Z", got)
+				}
+			case http.StatusForbidden:
+				if got := res.Header.Get("WWW-Authenticate"); got != `Bearer error="insufficient_scope"` {
+					t.Errorf("WWW-Authenticate: got %q, want the insufficient_scope challenge", got)
+				}
+				if !strings.Contains(body, `"insufficient_role"`) {
+					t.Errorf("body: got %s, want error insufficient_role", body)
+				}
+			}
+		})
+	}
+}

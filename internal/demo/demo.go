@@ -1,6 +1,8 @@
 // Package demo is what `cloakroom demo` runs behind the gateway: a
-// development OpenID provider (package idp) with one confidential client and
-// two users, a small bearer-protected API, and an embedded single-page app.
+// development OpenID provider (package idp) with two confidential clients and
+// three users, a small bearer-protected API, two embedded single-page apps (a
+// shop at "/" and an admin console at AdminPath) and the gateway
+// configuration that serves both as frontends of one process.
 //
 // Everything listens on 127.0.0.1 only, on random ports, and lives until its
 // context is done or Close is called. None of it is meant for production: the
@@ -26,10 +28,19 @@ import (
 	"github.com/cloakroom/cloakroom/internal/demo/idp"
 )
 
-// ClientID is the client the demo provider registers for the gateway.
-const ClientID = "cloakroom-demo"
+// The clients the demo provider registers for the gateway: ClientID for
+// the shop at "/", AdminClientID for the admin console at AdminPath.
+const (
+	ClientID      = "cloakroom-demo"
+	AdminClientID = "cloakroom-demo-admin"
+)
 
-// Paths below Options.PublicURL that the demo client is registered with.
+// AdminPath is the admin console's base path on the gateway's origin.
+const AdminPath = "/admin/"
+
+// Paths below a frontend's base path (Options.PublicURL for the shop,
+// PublicURL+AdminPath for the admin console) that its client is registered
+// with.
 const (
 	CallbackPath    = "/bff/callback"
 	BackchannelPath = "/bff/backchannel"
@@ -80,11 +91,16 @@ type Backends struct {
 	// IssuerURL is the provider's issuer, http://127.0.0.1:PORT (no trailing
 	// slash); discovery is at IssuerURL + "/.well-known/openid-configuration".
 	IssuerURL string
+	// PublicURL is Options.PublicURL without a trailing slash.
+	PublicURL string
 	// ClientID is ClientID; ClientSecret is random, made at start.
 	ClientID, ClientSecret string
+	// AdminClientID is AdminClientID; AdminClientSecret is random, made
+	// at start.
+	AdminClientID, AdminClientSecret string
 	// APIURL is the demo API's base, http://127.0.0.1:PORT/ (with the slash).
 	APIURL string
-	// Users are alice/alice and bob/bob.
+	// Users are Users(): alice/alice (role admin), bob/bob and carol/carol.
 	Users []idp.User
 
 	servers   []*http.Server
@@ -94,11 +110,12 @@ type Backends struct {
 }
 
 // StartBackends starts the provider and the demo API on 127.0.0.1. The
-// provider has one client, ClientID with a random secret, registered for
-// PublicURL+CallbackPath, post-logout PublicURL+PostLogoutPath and back-channel
-// logout PublicURL+BackchannelPath, with refresh-token rotation and reuse
-// detection on. The API accepts the provider's access tokens. Both stop when
-// ctx is done or Close is called.
+// provider has two clients with random secrets: ClientID registered for
+// PublicURL+CallbackPath, post-logout PublicURL+PostLogoutPath and
+// back-channel logout PublicURL+BackchannelPath, and AdminClientID for the
+// same paths under PublicURL+AdminPath; refresh-token rotation and reuse
+// detection are on. The API accepts the provider's access tokens. Both stop
+// when ctx is done or Close is called.
 func StartBackends(ctx context.Context, opts Options) (*Backends, error) {
 	public, err := publicOrigin(opts.PublicURL)
 	if err != nil {
@@ -119,6 +136,10 @@ func StartBackends(ctx context.Context, opts Options) (*Backends, error) {
 	if err != nil {
 		return nil, err
 	}
+	adminSecret, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
 
 	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -131,22 +152,22 @@ func StartBackends(ctx context.Context, opts Options) (*Backends, error) {
 	}
 
 	b := &Backends{
-		IssuerURL:    "http://" + net.JoinHostPort(cmp.Or(opts.ProviderHost, "127.0.0.1"), strconv.Itoa(idpLn.Addr().(*net.TCPAddr).Port)),
-		ClientID:     ClientID,
-		ClientSecret: secret,
-		APIURL:       "http://" + apiLn.Addr().String() + "/",
-		Users:        Users(),
-		done:         make(chan struct{}),
+		IssuerURL:         "http://" + net.JoinHostPort(cmp.Or(opts.ProviderHost, "127.0.0.1"), strconv.Itoa(idpLn.Addr().(*net.TCPAddr).Port)),
+		PublicURL:         public,
+		ClientID:          ClientID,
+		ClientSecret:      secret,
+		AdminClientID:     AdminClientID,
+		AdminClientSecret: adminSecret,
+		APIURL:            "http://" + apiLn.Addr().String() + "/",
+		Users:             Users(),
+		done:              make(chan struct{}),
 	}
 	provider, err := idp.New(idp.Options{
 		Issuer: b.IssuerURL,
-		Clients: []idp.Client{{
-			ID:                     b.ClientID,
-			Secret:                 b.ClientSecret,
-			RedirectURIs:           []string{public + CallbackPath},
-			PostLogoutRedirectURIs: []string{public + PostLogoutPath},
-			BackchannelLogoutURI:   public + BackchannelPath,
-		}},
+		Clients: []idp.Client{
+			gatewayClient(b.ClientID, b.ClientSecret, public),
+			gatewayClient(b.AdminClientID, b.AdminClientSecret, public+strings.TrimSuffix(AdminPath, "/")),
+		},
 		Users:               b.Users,
 		AccessTokenTTL:      ttl,
 		RotateRefreshTokens: true,
@@ -246,6 +267,18 @@ func Users() []idp.User {
 				"groups":         manyGroups(60),
 			},
 		},
+	}
+}
+
+// gatewayClient is the registration of a gateway frontend whose base URL
+// (origin and path, without a trailing slash) is base.
+func gatewayClient(id, secret, base string) idp.Client {
+	return idp.Client{
+		ID:                     id,
+		Secret:                 secret,
+		RedirectURIs:           []string{base + CallbackPath},
+		PostLogoutRedirectURIs: []string{base + PostLogoutPath},
+		BackchannelLogoutURI:   base + BackchannelPath,
 	}
 }
 

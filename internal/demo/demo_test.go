@@ -138,6 +138,63 @@ func TestBackendsCodeFlowReachesAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	token := codeFlowToken(t, b, b.ClientID, b.ClientSecret, public+"/bff/callback", "alice")
+
+	status, body := callAPI(t, b.APIURL+"whoami", token)
+	if status != http.StatusOK {
+		t.Fatalf("whoami: got %d %s, want 200", status, body)
+	}
+	if bytes.Contains(body, []byte(token)) {
+		t.Fatalf("whoami body %s contains the access token", body)
+	}
+	var who struct {
+		Sub       string `json:"sub"`
+		ExpiresAt string `json:"expires_at"`
+	}
+	if err := json.Unmarshal(body, &who); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := time.Parse(time.RFC3339, who.ExpiresAt)
+	if who.Sub != "alice-0001" || err != nil || time.Until(exp) > 2*time.Minute {
+		t.Errorf("whoami: got sub %q expires_at %q, want alice-0001 expiring within the configured minute", who.Sub, who.ExpiresAt)
+	}
+}
+
+// The admin console's client is registered under AdminPath and signs users
+// in like the shop's; the admin API admits alice (role admin) only.
+func TestBackendsAdminClient(t *testing.T) {
+	const public = "http://localhost:8080"
+	b, err := StartBackends(t.Context(), Options{PublicURL: public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.AdminClientID != "cloakroom-demo-admin" || len(b.AdminClientSecret) < 32 || b.AdminClientSecret == b.ClientSecret {
+		t.Errorf("admin client: got %q with a %d-byte secret, want cloakroom-demo-admin with a long random one of its own", b.AdminClientID, len(b.AdminClientSecret))
+	}
+	tests := []struct {
+		user string
+		want int
+	}{
+		{"alice", http.StatusOK},
+		{"bob", http.StatusForbidden},
+		{"carol", http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			token := codeFlowToken(t, b, b.AdminClientID, b.AdminClientSecret, public+"/admin/bff/callback", tt.user)
+			if status, body := callAPI(t, b.APIURL+"admin/overview", token); status != tt.want {
+				t.Errorf("admin/overview as %s: got %d %s, want %d", tt.user, status, body, tt.want)
+			}
+		})
+	}
+}
+
+// codeFlowToken signs user in at b's provider through the code flow with
+// PKCE, as the gateway would for the client id at redirect, and returns
+// the access token.
+func codeFlowToken(t *testing.T, b *Backends, id, secret, redirect, user string) string {
+	t.Helper()
 	client := &http.Client{
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -147,8 +204,8 @@ func TestBackendsCodeFlowReachesAPI(t *testing.T) {
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{
 		"response_type":         {"code"},
-		"client_id":             {b.ClientID},
-		"redirect_uri":          {public + "/bff/callback"},
+		"client_id":             {id},
+		"redirect_uri":          {redirect},
 		"scope":                 {"openid profile email offline_access"},
 		"state":                 {"st"},
 		"nonce":                 {"no"},
@@ -172,25 +229,25 @@ func TestBackendsCodeFlowReachesAPI(t *testing.T) {
 	}
 
 	res, err = client.PostForm(b.IssuerURL+"/authorize", url.Values{
-		"request": {string(m[1])}, "username": {"alice"}, "password": {"alice"},
+		"request": {string(m[1])}, "username": {user}, "password": {user},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	loc, err := res.Location()
-	if err != nil || !strings.HasPrefix(loc.String(), public+"/bff/callback?") {
-		t.Fatalf("login: got %d to %v (%v), want a redirect to the callback", res.StatusCode, loc, err)
+	if err != nil || !strings.HasPrefix(loc.String(), redirect+"?") {
+		t.Fatalf("login: got %d to %v (%v), want a redirect to %s", res.StatusCode, loc, err, redirect)
 	}
 
 	req, _ := http.NewRequest(http.MethodPost, b.IssuerURL+"/token", strings.NewReader(url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {loc.Query().Get("code")},
-		"redirect_uri":  {public + "/bff/callback"},
+		"redirect_uri":  {redirect},
 		"code_verifier": {verifier},
 	}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(b.ClientID, b.ClientSecret)
+	req.SetBasicAuth(id, secret)
 	res, err = client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -203,30 +260,20 @@ func TestBackendsCodeFlowReachesAPI(t *testing.T) {
 	if err != nil || tok.AccessToken == "" {
 		t.Fatalf("token: got %d with no access token (%v)", res.StatusCode, err)
 	}
+	return tok.AccessToken
+}
 
-	req, _ = http.NewRequest(http.MethodGet, b.APIURL+"whoami", nil)
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	res, err = client.Do(req)
+// callAPI calls the demo API at u with token and returns the status and
+// body.
+func callAPI(t *testing.T, u, token string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer res.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("whoami: got %d %s, want 200", res.StatusCode, body)
-	}
-	if bytes.Contains(body, []byte(tok.AccessToken)) {
-		t.Fatalf("whoami body %s contains the access token", body)
-	}
-	var who struct {
-		Sub       string `json:"sub"`
-		ExpiresAt string `json:"expires_at"`
-	}
-	if err := json.Unmarshal(body, &who); err != nil {
-		t.Fatal(err)
-	}
-	exp, err := time.Parse(time.RFC3339, who.ExpiresAt)
-	if who.Sub != "alice-0001" || err != nil || time.Until(exp) > 2*time.Minute {
-		t.Errorf("whoami: got sub %q expires_at %q, want alice-0001 expiring within the configured minute", who.Sub, who.ExpiresAt)
-	}
+	return res.StatusCode, body
 }
