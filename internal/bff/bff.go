@@ -59,8 +59,17 @@ type Options struct {
 	// Mediation configures /bff/token (token.go).
 	Mediation Mediation
 	// DPoP makes each login a DPoP key for its session (dpop.go).
-	DPoP   bool
-	Logger *slog.Logger
+	DPoP bool
+	// BasePath is the frontend's base path, "/" (the default) or e.g.
+	// "/admin/": the endpoints are served under it ("/admin/bff/login"),
+	// a returnUrl must lie under it, and it is where a login or logout
+	// without one returns.
+	BasePath string
+	// ReturnAllowed, when set, also decides whether a returnUrl under
+	// BasePath may be used: the server refuses one under a longer path of
+	// another frontend on the same host.
+	ReturnAllowed func(path string) bool
+	Logger        *slog.Logger
 }
 
 // Handler serves /bff/*.
@@ -76,6 +85,9 @@ type Handler struct {
 	events   Events
 	mediator mediation
 	dpop     bool
+	base     string // "/" or "/admin/"
+	prefix   string // base without its final slash: "" or "/admin"
+	allow    func(string) bool
 	log      *slog.Logger
 }
 
@@ -87,8 +99,12 @@ func New(o Options) *Handler {
 	h := &Handler{
 		sessions: o.Sessions, oidc: o.OIDC, tokens: o.Tokens, csrf: o.CSRF, callback: o.CallbackPath,
 		origin: o.PublicOrigin, locker: o.Locker, replay: o.Replay, events: o.Events, log: o.Logger,
-		dpop: o.DPoP,
+		dpop: o.DPoP, base: o.BasePath, allow: o.ReturnAllowed,
 	}
+	if h.base == "" {
+		h.base = "/"
+	}
+	h.prefix = strings.TrimSuffix(h.base, "/")
 	if h.events == nil {
 		h.events = noEvents{}
 	}
@@ -117,7 +133,12 @@ func (h *Handler) Register(mux *http.ServeMux, wrap func(name string, h http.Han
 		{"GET " + TokenPath, "bff_token", h.tokenTarget},
 		{"POST " + TokenPath, "bff_token", h.mediate},
 	} {
-		mux.Handle(e.pattern, wrap(e.name, httpx.Handle(h.log, e.fn)))
+		pattern := e.pattern
+		if h.prefix != "" && pattern != "GET "+h.callback { // the callback path is absolute
+			method, path, _ := strings.Cut(pattern, " ")
+			pattern = method + " " + h.prefix + path
+		}
+		mux.Handle(pattern, wrap(e.name, httpx.Handle(h.log, e.fn)))
 	}
 }
 
@@ -148,7 +169,7 @@ var prompts = []string{"none", "login", "consent", "select_account", "create"}
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	ret, ok := LocalPath(q.Get("returnUrl"))
+	ret, ok := h.returnPath(q.Get("returnUrl"))
 	if !ok {
 		return httpx.Error{Code: http.StatusBadRequest, Msg: "returnUrl must be a local path"}
 	}
@@ -349,7 +370,15 @@ func (h *Handler) user(w http.ResponseWriter, r *http.Request) error {
 			return httpx.Error{Code: http.StatusServiceUnavailable, Msg: "session store unavailable", Err: err}
 		}
 	}
-	return httpx.JSON(w, http.StatusOK, UserClaims(s, h.sessions.ExpiresAt(s).Sub(h.sessions.Now())))
+	claims := UserClaims(s, h.sessions.ExpiresAt(s).Sub(h.sessions.Now()))
+	if h.prefix != "" {
+		for i, c := range claims {
+			if c.Type == "bff:logout_url" {
+				claims[i].Value = h.prefix + c.Value.(string)
+			}
+		}
+	}
+	return httpx.JSON(w, http.StatusOK, claims)
 }
 
 // Claim is one entry of /bff/user.
@@ -418,7 +447,7 @@ func claimString(v any) string {
 // session's logout id, so a cross-site link cannot sign anyone out.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	ret, ok := LocalPath(q.Get("returnUrl"))
+	ret, ok := h.returnPath(q.Get("returnUrl"))
 	if !ok {
 		return httpx.Error{Code: http.StatusBadRequest, Msg: "returnUrl must be a local path"}
 	}
@@ -464,6 +493,22 @@ func (h *Handler) revoke(ctx context.Context, s *session.Session) {
 
 func clearCookie(w http.ResponseWriter, name string, ss http.SameSite) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: ss})
+}
+
+// returnPath is v as a place to return to after login or logout: a local
+// path (LocalPath) under the base path; "" is the base path.
+func (h *Handler) returnPath(v string) (string, bool) {
+	if v == "" {
+		return h.base, true
+	}
+	p, ok := LocalPath(v)
+	if !ok || h.base != "/" && !strings.HasPrefix(p, h.base) && p != h.prefix {
+		return "", false
+	}
+	if h.allow != nil && !h.allow(p) {
+		return "", false
+	}
+	return p, true
 }
 
 func random(n int) string {

@@ -99,13 +99,6 @@ func (c *Config) hasFrontends() bool {
 	return c.Frontends != nil || c.meta != nil && c.meta.given["frontends"]
 }
 
-// notServedYet refuses frontends: while serve does not build its
-// frontends from Apps: check must never accept what serve would not do.
-// Delete it, and its call, when serve is wired.
-func (v *validator) notServedYet() {
-	v.errorf("frontends", "not served by this version yet")
-}
-
 // validateFrontends is Validate for a file with frontends:: the keys of
 // the whole gateway once, each entry as merged, then what frontends on
 // one host must not share. A top-level value is checked in every frontend
@@ -116,7 +109,6 @@ func (c *Config) validateFrontends() []Problem {
 	v.trustedProxies()
 	v.store()
 	v.keys()
-	v.notServedYet()
 	if c.PublicURL != "" {
 		v.errorf("public_url", "with frontends, each frontend has its own public_url: move it into the entries of frontends")
 	}

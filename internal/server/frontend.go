@@ -29,9 +29,11 @@ import (
 // and the effective settings it is built from (public_url, oidc, session,
 // frontend, cors, csrf, rate_limit, apis, composites).
 type frontendConfig struct {
-	name string
-	path string // "/" or "/admin/"
-	cfg  *config.Config
+	name       string
+	path       string // "/" or "/admin/"
+	cookiePath string
+	inner      []string // longer paths of other frontends on the same origin
+	cfg        *config.Config
 }
 
 // frontend is one SPA's handler tree: its provider client, its sessions,
@@ -40,6 +42,8 @@ type frontend struct {
 	name string
 	host string // public_url's host[:port], lower case
 	path string
+	// prefix is path without its final slash: "" or "/admin".
+	prefix string
 
 	oidc     *oidc.Client
 	sessions *session.Manager
@@ -72,11 +76,11 @@ func (sh *shared) frontend(fc frontendConfig) (*frontend, error) {
 		return nil, problemsError(problems)
 	}
 	f := &frontend{
-		name: fc.name, host: strings.ToLower(pub.Host), path: fc.path,
+		name: fc.name, host: strings.ToLower(pub.Host), path: fc.path, prefix: strings.TrimSuffix(fc.path, "/"),
 		sh: sh, cfg: cfg, pub: pub, origin: pub.Scheme + "://" + pub.Host, creds: creds, dpop: sh.dpopFor(cfg),
 	}
 	f.oidc = sh.provider(cfg, pub, creds, f.dpop)
-	if f.sessions, err = sh.sessions(cfg, f.oidc); err != nil {
+	if f.sessions, err = sh.sessions(fc, f.oidc); err != nil {
 		return nil, err
 	}
 	f.check = csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
@@ -89,8 +93,8 @@ func (sh *shared) frontend(fc frontendConfig) (*frontend, error) {
 	mux := http.NewServeMux()
 	// /bff/ belongs to the gateway: what it does not answer is 404, never
 	// the SPA or a dev server.
-	mux.Handle("/bff/", http.NotFoundHandler())
-	f.bff(mux)
+	mux.Handle(f.path+"bff/", http.NotFoundHandler())
+	f.bff(mux, fc.inner)
 	routes, apiPrefixes, err := f.apis(mux)
 	if err != nil {
 		return nil, err
@@ -132,15 +136,21 @@ func (f *frontend) tokenSource() *tokens.Source {
 }
 
 // bff registers /bff/* and /bff/jwks.
-func (f *frontend) bff(mux *http.ServeMux) {
+func (f *frontend) bff(mux *http.ServeMux, inner []string) {
 	sh := f.sh
+	var allow func(string) bool
+	if len(inner) > 0 {
+		allow = func(p string) bool {
+			return !slices.ContainsFunc(inner, func(in string) bool { return underPath(p, in) })
+		}
+	}
 	bff.New(bff.Options{
 		Sessions: f.sessions, OIDC: f.oidc, Tokens: f.tokens, CSRF: f.check,
 		CallbackPath: f.cfg.OIDC.CallbackPath, PublicOrigin: f.origin,
 		Locker: sh.locker, Replay: sh.replay, Events: sh.met, Logger: sh.log, DPoP: f.cfg.OIDC.DPoP,
-		Mediation: mediation(f.cfg),
+		Mediation: mediation(f.cfg), BasePath: f.path, ReturnAllowed: allow,
 	}).Register(mux, named)
-	mux.Handle("GET "+bff.JWKSPath, named("bff_jwks", bff.JWKS(f.creds.jwks)))
+	mux.Handle("GET "+f.prefix+bff.JWKSPath, named("bff_jwks", bff.JWKS(f.creds.jwks)))
 }
 
 // apiRoute is what a composite part naming an API route takes from it.
@@ -295,18 +305,32 @@ func (f *frontend) spa(mux *http.ServeMux, apiPrefixes []string) error {
 		}
 		csp = spa.AddConnectSources(csp, mediatedOrigins(cfg)...)
 	}
+	// The SPA sees paths as if it were at "/": its fallback stays inside
+	// the frontend's path.
+	for i, p := range apiPrefixes {
+		apiPrefixes[i] = strings.TrimPrefix(p, f.prefix)
+	}
+	var h http.Handler
 	switch {
+	case f.sh.o.Files[f.name] != nil:
+		h = spa.NewFiles(f.sh.o.Files[f.name], apiPrefixes...).WithCSP(csp)
 	case f.sh.o.Frontend != nil:
-		mux.Handle("/", named("spa", spa.NewFiles(f.sh.o.Frontend, apiPrefixes...).WithCSP(csp)))
+		h = spa.NewFiles(f.sh.o.Frontend, apiPrefixes...).WithCSP(csp)
 	case cfg.Frontend.DevServer != "":
 		u, err := url.Parse(cfg.Frontend.DevServer)
 		if err != nil {
 			return fmt.Errorf("frontend.dev_server: %w", err)
 		}
-		mux.Handle("/", named("spa", spa.DevServer(u)))
+		h = spa.DevServer(u)
 	case cfg.Frontend.Dir != "":
-		mux.Handle("/", named("spa", spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(csp)))
+		h = spa.NewFiles(os.DirFS(cfg.Frontend.Dir), apiPrefixes...).WithCSP(csp)
+	default:
+		return nil
 	}
+	if f.prefix != "" {
+		h = http.StripPrefix(f.prefix, h)
+	}
+	mux.Handle(f.path, named("spa", h))
 	return nil
 }
 
@@ -315,9 +339,9 @@ func (f *frontend) spa(mux *http.ServeMux, apiPrefixes []string) error {
 // limit and the session cookie's refresh.
 func (f *frontend) edge(mux http.Handler) (http.Handler, error) {
 	cfg := f.cfg
-	h := f.sessions.Middleware(limitMediation(f.limitAPI, bff.TokenPath, mux))
+	h := f.sessions.Middleware(limitMediation(f.limitAPI, f.prefix+bff.TokenPath, mux))
 	if n := cfg.RateLimit.LoginPerMinute; n > 0 {
-		h = limitPaths(ratelimit.New(float64(n)/60, n, f.sh.o.Now), f.sh.ip, []string{bff.LoginPath, cfg.OIDC.CallbackPath}, h)
+		h = limitPaths(ratelimit.New(float64(n)/60, n, f.sh.o.Now), f.sh.ip, []string{f.prefix + bff.LoginPath, cfg.OIDC.CallbackPath}, h)
 	}
 	h, err := csrf.CrossOrigin(cfg.CORS.AllowedOrigins, h)
 	if err != nil {

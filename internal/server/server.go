@@ -42,6 +42,9 @@ type Options struct {
 	Listener net.Listener
 	// Frontend, when set, replaces frontend.dir (the demo's embedded SPA).
 	Frontend fs.FS
+	// Files, when set, replaces the frontend.dir of each frontend it names
+	// (the demo's embedded SPAs), ahead of Frontend.
+	Files map[string]fs.FS
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// HTTPClient for the identity provider; default oidc.NewHTTPClient.
@@ -113,10 +116,39 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	}, nil
 }
 
-// frontendConfigs are the frontends cfg describes: the top level is the
-// one frontend, at "/".
+// frontendConfigs are the frontends cfg describes (config.Config.Apps):
+// without frontends:, the top level is the one frontend, at "/". Each
+// frontend's settings are laid over a copy of cfg, so that what is built
+// from a *config.Config (client credentials, upstream TLS, DPoP, the
+// mediated routes) is built the same for one frontend or many.
 func frontendConfigs(cfg *config.Config) []frontendConfig {
-	return []frontendConfig{{path: "/", cfg: cfg}}
+	apps := cfg.Apps()
+	out := make([]frontendConfig, len(apps))
+	for i, a := range apps {
+		c := *cfg
+		c.PublicURL, c.OIDC, c.Session, c.Frontend = a.PublicURL, a.OIDC, a.Session, a.Frontend
+		c.CORS, c.CSRF, c.RateLimit, c.APIs, c.Composites = a.CORS, a.CSRF, a.RateLimit, a.APIs, a.Composites
+		c.Frontends = nil
+		out[i] = frontendConfig{name: a.Name, path: a.Path, cookiePath: a.CookiePath, cfg: &c}
+	}
+	// A returnUrl must not lie under a longer path of another frontend
+	// on the same origin.
+	for i := range out {
+		for j, other := range out {
+			if i != j && sameOrigin(out[i].cfg.PublicURL, other.cfg.PublicURL) && len(other.path) > len(out[i].path) && strings.HasPrefix(other.path, out[i].path) {
+				out[i].inner = append(out[i].inner, other.path)
+			}
+		}
+	}
+	return out
+}
+
+// sameOrigin reports whether the public URLs a and b share scheme, host
+// and port.
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host)
 }
 
 // shared are the parts of a build that every frontend uses: logging,
@@ -225,7 +257,8 @@ func (sh *shared) provider(cfg *config.Config, pub *url.URL, creds *clientCreden
 
 // sessions is a frontend's session manager on the shared store; oc
 // revokes the refresh tokens of the sessions it finds expired.
-func (sh *shared) sessions(cfg *config.Config, oc *oidc.Client) (*session.Manager, error) {
+func (sh *shared) sessions(fc frontendConfig, oc *oidc.Client) (*session.Manager, error) {
+	cfg := fc.cfg
 	sameSite := http.SameSiteStrictMode
 	if strings.EqualFold(cfg.Session.SameSite, "lax") {
 		sameSite = http.SameSiteLaxMode
@@ -247,7 +280,9 @@ func (sh *shared) sessions(cfg *config.Config, oc *oidc.Client) (*session.Manage
 		Store:           sh.store,
 		CookieMode:      sh.cookieMode,
 		Keys:            sh.keys,
+		Frontend:        fc.name,
 		CookieName:      cfg.Session.CookieName,
+		CookiePath:      fc.cookiePath,
 		SameSite:        sameSite,
 		IdleTimeout:     cfg.Session.IdleTimeout,
 		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
@@ -265,8 +300,16 @@ var errDiscovery = errors.New("discovery has not succeeded yet")
 // admin serves /healthz, /readyz (the session store, and each frontend's
 // provider), /metrics and the session admin API.
 func (sh *shared) admin(cfg *config.Config, set *frontendSet) http.Handler {
-	first := set.list[0]
-	checks := map[string]admin.Check{"identity_provider": first.ready}
+	checks := map[string]admin.Check{}
+	var sessions []admin.Frontend
+	for _, f := range set.list {
+		name := "identity_provider"
+		if f.name != "" {
+			name += "_" + f.name
+		}
+		checks[name] = f.ready
+		sessions = append(sessions, admin.Frontend{Sessions: f.sessions, Tokens: f.tokens})
+	}
 	if store := sh.store; store != nil {
 		checks["session_store"] = func(ctx context.Context) error {
 			if p, ok := store.(interface{ Ping(context.Context) error }); ok {
@@ -282,7 +325,7 @@ func (sh *shared) admin(cfg *config.Config, set *frontendSet) http.Handler {
 		}
 	}
 	return admin.New(admin.Options{
-		Sessions: first.sessions, Tokens: first.tokens, Token: cfg.AdminToken, Checks: checks, Logger: sh.log,
+		Frontends: sessions, Token: cfg.AdminToken, Checks: checks, Logger: sh.log,
 		Extra: map[string]http.Handler{"GET /metrics": sh.met.Handler()},
 	})
 }
