@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Load benchmark: Cloakroom's whole security chain against a bare
 # httputil.ReverseProxy that adds a bearer as long as Cloakroom's, each
-# target a separate process on 127.0.0.1, in several scenarios (small,
+# target a separate process on 127.0.0.1, in several scenarios (small, small-20fe,
 # small-256, slow-256, large, post, sse, composite-1, composite-4, login),
 # measured in one run. See BENCHMARKS.md.
 #
-#   bash bench/load.sh                       # full run: 3 rounds, 1s warm-up + 5s per scenario and target (about 11 min on 2 CPUs)
+#   bash bench/load.sh                       # full run: 3 rounds, 1s warm-up + 5s per scenario and target (about 12 min on 2 CPUs)
 #   bash bench/load.sh --quick               # smoke run: small and sse, 1 round, 8 workers, 1s + 3s
 #   bash bench/load.sh --quick --scenarios login,composite-1,composite-4
 #   bash bench/load.sh -h                    # every flag of bench/loadgen

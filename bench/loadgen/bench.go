@@ -54,16 +54,17 @@ type options struct {
 }
 
 // usage heads -h. The defaults are chosen so that a full run stays near
-// 11 minutes on a 2-CPU machine: 3 rounds of 35 measurements (6 request
-// scenarios on 5 targets, 2 composites, logins on 3 stores), each about
+// 11 minutes on a 2-CPU machine: 3 rounds of 37 measurements (6 request
+// scenarios on 5 targets, small-20fe on 2, 2 composites, logins on 3
+// stores), each about
 // 0.25s of idle check, 1s of warm-up, 5s recorded and 0.15s to verify.
 const usage = `loadgen: Cloakroom's load benchmark (bench/load.sh builds and runs it).
 
 Every round starts each target once, then runs every scenario on every
 target in turn, so the targets of one scenario are measured next to each
 other. Each row of the report is the round with the median CPU µs/req.
-A full run with the defaults (3 rounds of 35 measurements, each 1s of
-warm-up and 5s recorded, down from 2s and 10s to fit) takes about 11
+A full run with the defaults (3 rounds of 37 measurements, each 1s of
+warm-up and 5s recorded, down from 2s and 10s to fit) takes about 12
 minutes on 2 CPUs, plus at most 1 minute of waiting for a quiet machine;
 --quick is a smoke run of well under a minute.
 
@@ -80,7 +81,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprintf(stderr, usage, strings.Join(scenarioNames(), ", "))
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.Workers, "workers", 32, "connections, each with one request in flight, of the scenarios whose name has no number of its own (small, large, post, sse, composite-*)")
+	fs.IntVar(&o.Workers, "workers", 32, "connections, each with one request in flight, of the scenarios whose name has no number of connections (small, small-20fe, large, post, sse, composite-*)")
 	fs.IntVar(&o.LoginClients, "login-clients", 8, "concurrent clients of the login scenario, each signing in in a loop")
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unrecorded warm-up per scenario and target")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "recorded interval per scenario and target")
@@ -157,6 +158,18 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 // needs reports whether one of the scenarios runs on target t.
 func (o *options) needs(t string) bool {
 	return slices.ContainsFunc(o.Scenarios, func(name string) bool { return scenarioByName(name).runsOn(t) })
+}
+
+// frontends is the number of frontends of the second Cloakroom process
+// that target t needs for the scenarios (see frontendsKey), 0 for none.
+func (o *options) frontends(t string) int {
+	n := 0
+	for _, name := range o.Scenarios {
+		if s := scenarioByName(name); s.Frontends > 0 && s.runsOn(t) && strings.HasPrefix(t, "cloakroom-") {
+			n = max(n, s.Frontends)
+		}
+	}
+	return n
 }
 
 // workers is the number of concurrent workers of scenario s.
@@ -266,7 +279,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	meta.BareBearerBytes, meta.BareBearerFrom = len(e.bearer), e.bearerFrom
 	meta.Warnings = e.warnings
 	meta.WallSeconds = time.Since(start).Seconds()
-	rep := report{Meta: meta, Results: results, Runs: all, Aggregation: aggregationOf(all)}
+	rep := report{Meta: meta, Results: results, Runs: all, Aggregation: aggregationOf(all), Frontends: frontendsCostOf(all)}
 
 	md := markdown(rep)
 	fmt.Fprint(stdout, md)
@@ -323,7 +336,8 @@ func (e *env) runRound(ctx context.Context, round int, ticks int64) ([]*targetRe
 // measure runs scenario s on target t once, after waiting for a quiet
 // machine: a verification end to end, then the load.
 func (e *env) measure(ctx context.Context, insts map[string]*instance, t string, s scenario, round int, ticks int64) (*targetResult, error) {
-	o, log, in := e.opts, e.log, insts[t]
+	key := instanceKey(t, s)
+	o, log, in := e.opts, e.log, insts[key]
 	workers := o.workers(s)
 	res := &targetResult{Scenario: s.Name, Target: t, Round: round, Workers: workers, Events: s.Events, Store: in.store}
 	prefix := fmt.Sprintf("loadgen: round %d/%d: %s on %s", round, o.Rounds, s.Name, t)
@@ -365,7 +379,7 @@ func (e *env) measure(ctx context.Context, insts map[string]*instance, t string,
 	}
 	lr, err := runLoad(ctx, loadSpec{
 		Workers: workers, Warmup: o.Warmup, Duration: o.Duration, MaxRequests: o.MaxRequests,
-		Watch: e.watch(insts, t), Worker: worker,
+		Watch: e.watch(insts, key), Worker: worker,
 	})
 	if err != nil {
 		return nil, err
@@ -398,7 +412,8 @@ func (in *instance) logTail() string {
 // must not pass for other programs.
 const idlePrefix = "idle:"
 
-// watch lists the processes whose CPU a measurement of target t reads.
+// watch lists the processes whose CPU a measurement of the instance t
+// (a target, or see frontendsKey) reads.
 func (e *env) watch(insts map[string]*instance, t string) map[string]int {
 	up := e.upstream.pid()
 	w := map[string]int{"loadgen": os.Getpid(), "upstream": up}
@@ -436,6 +451,17 @@ func (e *env) startProvider() (func(), error) {
 		}
 		e.ports[t] = port
 		public := fmt.Sprintf("http://localhost:%d", port)
+		redirects = append(redirects, public+"/bff/callback")
+		postLogout = append(postLogout, public+"/")
+		if e.opts.frontends(t) == 0 {
+			continue
+		}
+		// The process with frontends: the one signed in to is at /.
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+		e.ports[frontendsKey(t)] = port
+		public = fmt.Sprintf("http://localhost:%d", port)
 		redirects = append(redirects, public+"/bff/callback")
 		postLogout = append(postLogout, public+"/")
 	}

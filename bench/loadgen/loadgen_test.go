@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloakroom/cloakroom/internal/config"
 )
 
 // TestLoadSmoke builds cloakroom and loadgen and runs the whole load
@@ -143,6 +146,7 @@ func TestScenarioTargets(t *testing.T) {
 		{"small", allTargets},
 		{"sse", allTargets},
 		{"composite-4", []string{targetMemory}},
+		{"small-20fe", []string{targetBare, targetMemory}},
 		{"login", []string{targetMemory, targetFile, targetRedis}},
 	} {
 		var got []string
@@ -228,6 +232,74 @@ func TestAggregationOf(t *testing.T) {
 	// Per extra part: 20, 30, 20; composite-1 − small: 30, 30.
 	if a == nil || a.Rounds != 3 || a.PerExtraPart != 20 || a.PerExtraPartRange != [2]float64{20, 30} || a.OverSmall != 30 || a.Composite1 != 130 || a.Composite4 != 200 {
 		t.Errorf("aggregation = %+v", a)
+	}
+}
+
+func TestFrontendsCostOf(t *testing.T) {
+	if frontendsCostOf([]*targetResult{measured("small", targetMemory, 1, 100)}) != nil {
+		t.Error("a comparison without small-20fe runs")
+	}
+	all := []*targetResult{
+		measured("small", targetBare, 1, 80), measured("small", targetMemory, 1, 100),
+		measured("small-20fe", targetBare, 1, 80), measured("small-20fe", targetMemory, 1, 104),
+		measured("small", targetBare, 2, 100), measured("small", targetMemory, 2, 120),
+		measured("small-20fe", targetBare, 2, 100), measured("small-20fe", targetMemory, 2, 118),
+		measured("small", targetBare, 3, 90), measured("small", targetMemory, 3, 110),
+		measured("small-20fe", targetMemory, 3, 111),
+	}
+	summarize([]string{"small", "small-20fe"}, []string{targetBare, targetMemory}, all)
+	f := frontendsCostOf(all)
+	// Differences: +4, -2, +1; ratios to bare: 1.25, 1.2, (1.22 alone:
+	// round 3 has no bare for small-20fe) and 1.3, 1.18.
+	if f == nil || f.Frontends != manyFrontends || f.Rounds != 3 || f.Extra != 1 || f.ExtraRange != [2]float64{-2, 4} || f.Small != 110 || f.Many != 111 {
+		t.Fatalf("frontends cost = %+v", f)
+	}
+	if d := f.RatioSmall - 1.225; d < -1e-9 || d > 1e-9 {
+		t.Errorf("small × bare %v, want 1.225 (the rounds with both ratios)", f.RatioSmall)
+	}
+	if d := f.RatioMany - 1.24; d < -1e-9 || d > 1e-9 {
+		t.Errorf("small-20fe × bare %v, want 1.24", f.RatioMany)
+	}
+	if md := markdown(report{Meta: machine{Scenarios: []string{"small-20fe"}, Rounds: 3}, Results: all[2:4], Frontends: f}); !strings.Contains(md, "With 20 frontends, cloakroom-memory costs +1.0 CPU µs/req against `small`") {
+		t.Errorf("the report does not compare small-20fe with small:\n%s", md)
+	}
+}
+
+// TestCloakroomConfig: the generated configs load as `cloakroom serve`
+// loads them; the one with frontends has them all on one host, the
+// measured one at / last, with the cookie name of the others.
+func TestCloakroomConfig(t *testing.T) {
+	e := &env{opts: &options{}, issuer: "http://127.0.0.1:9", upURL: "http://127.0.0.1:8"}
+	for _, n := range []int{0, manyFrontends} {
+		cfg, err := config.Parse("bench.yaml", []byte(e.cloakroomConfig(targetMemory, 4000, "memory", n)), nil)
+		if err != nil {
+			t.Fatalf("%d frontends: %v", n, err)
+		}
+		apps := cfg.Apps()
+		if n == 0 {
+			if len(apps) != 1 || cfg.PublicURL != "http://localhost:4000" || apps[0].Session.CookieName != sessionCookie {
+				t.Errorf("without frontends: %d frontends, public_url %q, cookie %q", len(apps), cfg.PublicURL, apps[0].Session.CookieName)
+			}
+			continue
+		}
+		if len(apps) != n {
+			t.Fatalf("%d frontends, want %d", len(apps), n)
+		}
+		for i, a := range apps {
+			want := fmt.Sprintf("/f%02d/", i+1)
+			if i == n-1 {
+				want = "/"
+			}
+			if a.PublicURL != "http://localhost:4000" || a.Path != want {
+				t.Errorf("frontend %d: %s%s, want http://localhost:4000%s", i, a.PublicURL, a.Path, want)
+			}
+			if !slices.ContainsFunc(a.APIs, func(api config.API) bool { return api.Path == strings.TrimSuffix(want, "/")+"/api/" }) {
+				t.Errorf("frontend %d has no /api/ route under its path: %v", i, a.APIs)
+			}
+		}
+		if last := apps[n-1]; last.Session.CookieName != sessionCookie || last.OIDC.CallbackPath != "/bff/callback" {
+			t.Errorf("the measured frontend: cookie %q, callback %q; want %q and /bff/callback", last.Session.CookieName, last.OIDC.CallbackPath, sessionCookie)
+		}
 	}
 }
 

@@ -270,6 +270,68 @@ func aggregationOf(all []*targetResult) *aggregation {
 	}
 }
 
+// frontendsCost is what serving many frontends costs Cloakroom per
+// request: small-20fe against small on cloakroom-memory, round by round.
+type frontendsCost struct {
+	Target    string `json:"target"`
+	Frontends int    `json:"frontends"`
+	Rounds    int    `json:"rounds"`
+	// Small and Many are the median CPU µs/req of small and small-20fe,
+	// RatioSmall and RatioMany the medians of their rounds' ratios to bare.
+	Small      float64 `json:"small_cpu_us_per_request"`
+	Many       float64 `json:"many_cpu_us_per_request"`
+	RatioSmall float64 `json:"small_cpu_ratio_to_bare"`
+	RatioMany  float64 `json:"many_cpu_ratio_to_bare"`
+	// Extra is the median over rounds of small-20fe − small, with its
+	// range.
+	Extra      float64    `json:"extra_cpu_us_per_request"`
+	ExtraRange [2]float64 `json:"extra_cpu_us_per_request_min_max"`
+}
+
+// frontendsCostOf compares the scenario with frontends with small, round
+// by round; nil without a round that has both on cloakroom-memory.
+func frontendsCostOf(all []*targetResult) *frontendsCost {
+	run := func(scenario string, round int) *targetResult {
+		for _, r := range all {
+			if r.Scenario == scenario && r.Target == targetMemory && r.Round == round && r.valid() {
+				return r
+			}
+		}
+		return nil
+	}
+	var name string
+	var n int
+	for _, s := range allScenarios {
+		if s.Frontends > 0 {
+			name, n = s.Name, s.Frontends
+		}
+	}
+	var smalls, manys, extras, ratioSmall, ratioMany []float64
+	for round := 1; ; round++ {
+		if !slices.ContainsFunc(all, func(r *targetResult) bool { return r.Round == round }) {
+			break
+		}
+		small, many := run("small", round), run(name, round)
+		if small == nil || many == nil {
+			continue
+		}
+		smalls, manys = append(smalls, small.CPUMicrosPerReq), append(manys, many.CPUMicrosPerReq)
+		extras = append(extras, many.CPUMicrosPerReq-small.CPUMicrosPerReq)
+		if small.RatioToBare > 0 && many.RatioToBare > 0 {
+			ratioSmall, ratioMany = append(ratioSmall, small.RatioToBare), append(ratioMany, many.RatioToBare)
+		}
+	}
+	if len(extras) == 0 {
+		return nil
+	}
+	return &frontendsCost{
+		Target: targetMemory, Frontends: n, Rounds: len(extras),
+		Small: median(smalls), Many: median(manys),
+		RatioSmall: median(ratioSmall), RatioMany: median(ratioMany),
+		Extra: median(extras), ExtraRange: minMax(extras),
+	}
+}
+
 // machine describes where and how the run happened.
 type machine struct {
 	Date         string   `json:"date"`
@@ -303,6 +365,7 @@ type report struct {
 	Results     []*targetResult `json:"results"` // per scenario and target: its median round
 	Runs        []*targetResult `json:"runs"`    // every round of every scenario and target
 	Aggregation *aggregation    `json:"aggregation,omitempty"`
+	Frontends   *frontendsCost  `json:"frontends,omitempty"`
 }
 
 func describeMachine(o *options, clkTck int64, fromGetconf bool) machine {
@@ -399,6 +462,18 @@ func markdown(rep report) string {
 			fmt.Fprintf(&b, "### %s\n\n%s.\n\n", name, s.what(rs[0].Workers))
 		}
 		scenarioTable(&b, s, rs, multi)
+		if f := rep.Frontends; s.Frontends > 0 && f != nil {
+			fmt.Fprintf(&b, "With %d frontends, %s costs %+.1f CPU µs/req against `small` (%.1f against %.1f; the median over %d round(s) of the difference",
+				f.Frontends, f.Target, f.Extra, f.Many, f.Small, f.Rounds)
+			if f.Rounds > 1 {
+				fmt.Fprintf(&b, ", %s over the rounds", fmtRange(f.ExtraRange, "%+.1f"))
+			}
+			b.WriteString(")")
+			if f.RatioMany > 0 {
+				fmt.Fprintf(&b, "; × bare %.2f against %.2f", f.RatioMany, f.RatioSmall)
+			}
+			b.WriteString(".\n\n")
+		}
 		otherTable(&b, rs)
 	}
 	if len(composites) > 0 {

@@ -32,7 +32,11 @@ type scenario struct {
 	Want   string
 	Events int // server-sent events per answer
 	Parts  int // composite parts; such scenarios run on cloakroom-memory only
-	Login  bool
+	// Frontends, when set, measures cloakroom-memory as a gateway of that
+	// many frontends (see frontendsYAML); such scenarios run on bare and
+	// cloakroom-memory only.
+	Frontends int
+	Login     bool
 }
 
 // allScenarios, in the order they run within a round. The login scenario
@@ -40,6 +44,7 @@ type scenario struct {
 // others should not see.
 var allScenarios = []scenario{
 	{Name: "small", Method: http.MethodGet, Path: pathSmall, Want: payload},
+	{Name: "small-20fe", Method: http.MethodGet, Path: pathSmall, Want: payload, Frontends: manyFrontends},
 	{Name: "small-256", Method: http.MethodGet, Path: pathSmall, Workers: 256, Want: payload},
 	{Name: "slow-256", Method: http.MethodGet, Path: pathSlow, Workers: 256, Want: payload},
 	{Name: "large", Method: http.MethodGet, Path: pathLarge, Want: largePayload},
@@ -90,9 +95,12 @@ func parseList(s string, known []string, what string) ([]string, error) {
 }
 
 // runsOn reports whether the scenario applies to target: composites and
-// logins exist only in Cloakroom, and the composites need only one store.
+// logins exist only in Cloakroom, the composites and the frontends need
+// only one store, and the frontends' ratio needs bare next to it.
 func (s scenario) runsOn(target string) bool {
 	switch {
+	case s.Frontends > 0:
+		return target == targetBare || target == targetMemory
 	case s.Parts > 0:
 		return target == targetMemory
 	case s.Login:
@@ -117,6 +125,9 @@ func (s scenario) what(workers int) string {
 		return fmt.Sprintf("GET %s, text/event-stream: %d events (%d bytes in all), each flushed, then the end; %s", s.Path, s.Events, len(s.Want), conns)
 	case s.Method == http.MethodPost:
 		return fmt.Sprintf("POST %s with a %d-byte JSON body, read whole by the upstream, answered with %d-byte JSON; %s", s.Path, len(s.Body), len(s.Want), conns)
+	case s.Frontends > 0:
+		return fmt.Sprintf("GET %s, answered with %d-byte JSON, as `small`, but Cloakroom serves %d frontends on one host: %d at /f01/ to /f%02d/ and the one loaded at /, which is matched last (longest path first); bare as in `small`; %s",
+			s.Path, len(s.Want), s.Frontends, s.Frontends-1, s.Frontends-1, conns)
 	case s.Path == pathSlow:
 		return fmt.Sprintf("GET %s, answered with %d-byte JSON after %v; %s", s.Path, len(s.Want), slowDelay, conns)
 	}
@@ -147,6 +158,26 @@ func compositesYAML() string {
 			fmt.Fprintf(&b, "      %s: {api: /api/, path: %q, required: true}\n", p, strings.TrimPrefix(s.PartPath, "/api/"))
 		}
 	}
+	return b.String()
+}
+
+// manyFrontends is the number of frontends of small-20fe.
+const manyFrontends = 20
+
+// frontendsYAML is the frontends: section of the generated Cloakroom
+// config with n frontends, all on public's host, where matching does the
+// most work: n-1 at /f01/, /f02/, ... (each with the shared routes under
+// its path, its own default cookie) and the last at /, whose cookie keeps
+// the default name of a config without frontends:, so that requests and
+// their Cookie header are those of the other targets. A request for / is
+// compared with every longer path first.
+func frontendsYAML(public string, n int) string {
+	var b strings.Builder
+	b.WriteString("frontends:\n")
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&b, "  - {name: f%02d, public_url: %q, path: /f%02d/}\n", i, public, i)
+	}
+	fmt.Fprintf(&b, "  - {name: main, public_url: %q, path: /, session: {cookie_name: %s}}\n", public, sessionCookie)
 	return b.String()
 }
 
