@@ -496,10 +496,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The group's context ends at the first failed required part, which
 	// is also the error Wait returns: the other parts stop early.
 	g, gctx := errgroup.WithContext(ctx)
+	// Each part gets its own copy of the request's Info: the token layer
+	// writes into it (the session handle, a DPoP key), and parts run at
+	// once. The session handle goes back to the request's Info after Wait.
+	outer := httpx.InfoOf(r.Context())
+	var infos []httpx.Info
+	if outer != nil {
+		infos = make([]httpx.Info, len(h.parts))
+	}
 	for i, p := range h.parts {
 		decode := p.needed || sh != nil && sh.decode[i]
+		pctx := gctx
+		if outer != nil {
+			infos[i] = httpx.Info{RequestID: outer.RequestID, Route: outer.Route}
+			pctx = httpx.WithInfo(gctx, &infos[i])
+		}
 		g.Go(func() error {
-			c.results[i] = h.run(gctx, c, i, decode)
+			c.results[i] = h.run(pctx, c, i, decode)
 			if c.done != nil {
 				close(c.done[i])
 			}
@@ -510,6 +523,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	err = g.Wait()
+	for i := range infos {
+		if outer.Session == "" {
+			outer.Session = infos[i].Session
+		}
+	}
 	if r.Context().Err() != nil {
 		h.log.InfoContext(r.Context(), "client went away", "request_id", c.requestID, "composite", h.name)
 		w.WriteHeader(499)
