@@ -312,6 +312,7 @@ func (h *Handler) callbackHandler(w http.ResponseWriter, r *http.Request) error 
 	}
 	tokens.Apply(s, t, h.sessions.Now())
 	if err := h.sessions.Create(r.Context(), w, s); err != nil {
+		h.oidc.Discard(r.Context(), t) // no session holds them
 		if errors.Is(err, session.ErrTooLarge) {
 			return httpx.Error{Code: http.StatusInternalServerError, Msg: "the session is too large to keep in cookies; the operator should use a server-side session store", Err: err}
 		}

@@ -83,6 +83,15 @@ func (c *Client) checkTokenType(tok *oauth2.Token) error {
 	return nil
 }
 
+// Discard revokes, best effort, the refresh and access tokens of t, which
+// the caller could not keep (a session that could not be saved): tokens
+// nobody holds must not stay valid at the provider. It outlives ctx's
+// cancellation, bounded by a few seconds; failures are logged without the
+// tokens.
+func (c *Client) Discard(ctx context.Context, t *Tokens) {
+	c.discard(ctx, &oauth2.Token{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken})
+}
+
 // discardTimeout bounds the revocations of discard.
 const discardTimeout = 5 * time.Second
 

@@ -485,3 +485,29 @@ func TestUntrustedRefreshCookieMode(t *testing.T) {
 		t.Error("the session's refresh token was not revoked")
 	}
 }
+
+// TestLoginSessionNotSavedRevokesTokens: a login whose session cannot be
+// kept (here, claims too large for cookie mode) answers an error and
+// revokes the tokens it was issued, which nobody holds.
+func TestLoginSessionNotSavedRevokesTokens(t *testing.T) {
+	e := newHostileEnv(t, func(c *config.Config) { c.Session.Store = "cookie" })
+	e.p.TokenJSON = func(form url.Values) map[string]any {
+		c := e.p.IDClaimsFor(form)
+		c["padding"] = strings.Repeat("x", 20_000)
+		return e.record(e.p.TokenResponse(e.p.Mint(t, hostile.Token{Claims: c})), c)
+	}
+	b := newBrowser(t)
+	if r := e.login(t, b); r.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("login: %d, want 500", r.StatusCode)
+	}
+	login, _ := e.last(t)
+	for _, name := range []string{"refresh_token", "access_token"} {
+		if !e.p.Revoked(login[name].(string)) {
+			t.Errorf("the login's %s was not revoked", name)
+		}
+	}
+	if got := e.user(b); got != http.StatusUnauthorized {
+		t.Errorf("/bff/user: %d, want 401", got)
+	}
+	noSecretsLogged(t, e.g, login["refresh_token"].(string), login["access_token"].(string))
+}
