@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,10 @@ func requireTool(t *testing.T, path string) {
 type evidence struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error"`
-	Steps []struct {
+	// AdminLoginForm: in the frontends flow, whether the provider showed
+	// its form for the admin console's first sign-in.
+	AdminLoginForm bool `json:"adminLoginForm"`
+	Steps          []struct {
 		Name           string          `json:"name"`
 		State          string          `json:"state"`
 		DocumentCookie string          `json:"documentCookie"`
@@ -41,6 +45,7 @@ type evidence struct {
 		ContextCookies []struct {
 			Name     string `json:"name"`
 			Domain   string `json:"domain"`
+			Path     string `json:"path"`
 			HTTPOnly bool   `json:"httpOnly"`
 			Secure   bool   `json:"secure"`
 			SameSite string `json:"sameSite"`
@@ -55,6 +60,14 @@ type evidence struct {
 // browserRun starts the demo on store and drives it in Chromium as user;
 // it returns the evidence and the tokens the provider issued.
 func browserRun(t *testing.T, store, user string) (evidence, string, []string) {
+	t.Helper()
+	return driveDemo(t, store, user, "demo", 3)
+}
+
+// driveDemo starts the demo on store and runs demo.mjs's flow in Chromium
+// as user, expecting steps steps; it returns the evidence and the tokens
+// the provider issued.
+func driveDemo(t *testing.T, store, user, flow string, steps int) (evidence, string, []string) {
 	t.Helper()
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {
@@ -81,7 +94,7 @@ func browserRun(t *testing.T, store, user string) (evidence, string, []string) {
 	out := filepath.Join(t.TempDir(), "evidence.json")
 	cctx, ccancel := context.WithTimeout(ctx, 90*time.Second)
 	defer ccancel()
-	cmd := exec.CommandContext(cctx, "node", driver, "--url", d.URL+"/", "--out", out)
+	cmd := exec.CommandContext(cctx, "node", driver, "--url", d.URL+"/", "--out", out, "--flow", flow)
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "DEMO_USERNAME="+user, "DEMO_PASSWORD="+user)
 	logs, err := cmd.CombinedOutput()
 	raw, rerr := os.ReadFile(out)
@@ -95,8 +108,8 @@ func browserRun(t *testing.T, store, user string) (evidence, string, []string) {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if !ev.OK || len(ev.Steps) != 3 {
-		t.Fatalf("browser run not ok: %s", ev.Error)
+	if !ev.OK || len(ev.Steps) != steps {
+		t.Fatalf("browser run not ok (%d steps, want %d): %s", len(ev.Steps), steps, ev.Error)
 	}
 	return ev, string(raw), d.Backends.IdP.IssuedTokens()
 }
@@ -108,7 +121,7 @@ func TestCookieModeInChromium(t *testing.T) {
 	ev, raw, issued := browserRun(t, "cookie", "carol")
 	chunks := func(step int) (n int) {
 		for _, c := range ev.Steps[step].ContextCookies {
-			if strings.HasPrefix(c.Name, "__Host-Http-cloakroom.") {
+			if strings.HasPrefix(c.Name, "__Host-Http-cloakroom-shop.") {
 				n++
 				if !c.HTTPOnly || !c.Secure || c.SameSite != "Strict" {
 					t.Errorf("chunk %s attributes: %+v", c.Name, c)
@@ -150,7 +163,7 @@ func TestDemoInChromium(t *testing.T) {
 	}
 	var session bool
 	for _, c := range in.ContextCookies {
-		if c.Name == "__Host-Http-cloakroom" {
+		if c.Name == "__Host-Http-cloakroom-shop" {
 			session = true
 			if !c.HTTPOnly || !c.Secure || c.SameSite != "Strict" {
 				t.Errorf("session cookie attributes: %+v", c)
@@ -165,6 +178,81 @@ func TestDemoInChromium(t *testing.T) {
 			t.Errorf("%s: document.cookie shows the session cookie: %q", s.Name, s.DocumentCookie)
 		}
 	}
+	for _, c := range ev.ConsoleErrors {
+		if c.Type == "csp" || c.Type == "pageerror" {
+			t.Errorf("browser %s error: %s", c.Type, c.Text)
+		}
+	}
+	assertNoTokens(t, raw, issued)
+}
+
+// TestDemoFrontendsInChromium drives the demo's two frontends, the shop at
+// / and the admin console at /admin/, in one browser: a shop session does
+// not sign anyone in to the console; each has its own cookie; the console's
+// API admits alice (role admin) and refuses bob with 403; ending the
+// console's session at the gateway leaves the shop's; the console's logout
+// through the provider ends the shop's session too, by the provider's
+// back-channel logout (single logout of the provider session both share).
+func TestDemoFrontendsInChromium(t *testing.T) {
+	ev, raw, issued := driveDemo(t, "memory", "alice", "frontends", 10)
+	byName := map[string]int{}
+	for i, s := range ev.Steps {
+		byName[s.Name] = i
+	}
+	type cookie struct{ path, sameSite string }
+	tests := []struct {
+		step, state, sub string
+		api              int // 0: not called
+		cookies          map[string]cookie
+	}{
+		{"shop-signed-in", "signed-in", "alice-0001", 0, map[string]cookie{"__Host-Http-cloakroom-shop": {"/", "Strict"}}},
+		{"admin-signed-out", "signed-out", "", 0, map[string]cookie{"__Host-Http-cloakroom-shop": {"/", "Strict"}}},
+		{"admin-signed-in", "signed-in", "alice-0001", 200, map[string]cookie{"__Host-Http-cloakroom-shop": {"/", "Strict"}, "__Secure-Http-cloakroom-admin": {"/admin/", "Strict"}}},
+		{"shop-after-admin-login", "signed-in", "alice-0001", 0, nil},
+		{"admin-after-gateway-logout", "signed-out", "", 0, map[string]cookie{"__Host-Http-cloakroom-shop": {"/", "Strict"}}},
+		{"shop-after-admin-logout", "signed-in", "alice-0001", 200, map[string]cookie{"__Host-Http-cloakroom-shop": {"/", "Strict"}}},
+		{"admin-after-logout", "signed-out", "", 0, nil},
+		{"shop-after-provider-logout", "signed-out", "", 0, nil},
+		{"admin-other-user", "signed-in", "bob-0001", 403, map[string]cookie{"__Secure-Http-cloakroom-admin": {"/admin/", "Strict"}}},
+		{"shop-other-user", "signed-out", "", 0, map[string]cookie{"__Secure-Http-cloakroom-admin": {"/admin/", "Strict"}}},
+	}
+	for _, tt := range tests {
+		i, ok := byName[tt.step]
+		if !ok {
+			t.Errorf("no step %q", tt.step)
+			continue
+		}
+		s := ev.Steps[i]
+		if s.State != tt.state || !strings.Contains(s.ClaimsText, tt.sub) {
+			t.Errorf("%s: state %q with claims %q, want %q with %q", tt.step, s.State, s.ClaimsText, tt.state, tt.sub)
+		}
+		if tt.api != 0 && (s.APIStatus == nil || *s.APIStatus != tt.api) {
+			t.Errorf("%s: API answered %v: %s; want %d", tt.step, s.APIStatus, s.APIText, tt.api)
+		}
+		if strings.Contains(s.DocumentCookie, "cloakroom") {
+			t.Errorf("%s: document.cookie shows a session cookie: %q", tt.step, s.DocumentCookie)
+		}
+		if tt.cookies == nil {
+			continue
+		}
+		got := map[string]cookie{}
+		for _, c := range s.ContextCookies {
+			if strings.Contains(c.Name, "Http-cloakroom") {
+				got[c.Name] = cookie{c.Path, c.SameSite}
+				if !c.HTTPOnly || !c.Secure {
+					t.Errorf("%s: cookie %s is not HttpOnly and Secure: %+v", tt.step, c.Name, c)
+				}
+			}
+		}
+		if !maps.Equal(got, tt.cookies) {
+			t.Errorf("%s: session cookies %v, want %v", tt.step, got, tt.cookies)
+		}
+	}
+	admin := ev.Steps[byName["admin-signed-in"]].APIText
+	if !strings.Contains(admin, `"role": "admin"`) || !strings.Contains(admin, "hello from the admin API") {
+		t.Errorf("admin API as alice: %s", admin)
+	}
+	t.Logf("the provider showed its form for the admin console's first sign-in: %v", ev.AdminLoginForm)
 	for _, c := range ev.ConsoleErrors {
 		if c.Type == "csp" || c.Type == "pageerror" {
 			t.Errorf("browser %s error: %s", c.Type, c.Text)

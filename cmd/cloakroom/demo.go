@@ -2,17 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strconv"
 	"time"
 
-	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/demo"
 	"github.com/cloakroom/cloakroom/internal/server"
 )
@@ -39,7 +37,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Cloakroom demo: open %s/ and sign in as alice/alice, bob/bob or carol/carol.\n", d.URL)
+	fmt.Fprintf(stdout, "Cloakroom demo: open the shop at %s/ and the admin console at %s, two frontends with sessions of their own;\n sign in as alice/alice (role admin), bob/bob or carol/carol.\n", d.URL, d.AdminURL)
 	fmt.Fprintf(stdout, "(development OpenID provider at %s, its account page with \"sign out everywhere\" at %s/account;\n not for production; Ctrl-C stops everything)\n", d.Backends.IssuerURL, d.Backends.IssuerURL)
 	if err := <-d.Done; err != nil {
 		fmt.Fprintf(stderr, "cloakroom demo: %v\n", err)
@@ -50,7 +48,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // demoRun is a running demo.
 type demoRun struct {
-	URL      string // http://localhost:PORT
+	URL      string // http://localhost:PORT, the shop
+	AdminURL string // http://localhost:PORT/admin/, the admin console
 	Backends *demo.Backends
 	Done     <-chan error // the gateway's result once ctx ends
 }
@@ -83,38 +82,12 @@ func startDemo(ctx context.Context, set demoSettings, log *slog.Logger) (*demoRu
 	done := make(chan error, 1)
 	go func() {
 		defer be.Close()
-		cfg := demoConfig(public, be)
+		cfg := be.Config()
 		cfg.Session.Store = store
-		done <- server.Run(ctx, cfg, server.Options{Logger: log, Listener: ln, Frontend: demo.SPA()})
+		done <- server.Run(ctx, cfg, server.Options{Logger: log, Listener: ln, Files: map[string]fs.FS{
+			demo.ShopFrontend:  demo.SPA(),
+			demo.AdminFrontend: demo.AdminSPA(),
+		}})
 	}()
-	return &demoRun{URL: public, Backends: be, Done: done}, nil
-}
-
-// demoConfig is the gateway configuration of the demo: a memory store
-// sealed with a fresh random key, the demo API under /api/demo/.
-func demoConfig(public string, be *demo.Backends) *config.Config {
-	key := make([]byte, 32)
-	rand.Read(key)
-	cfg := config.Default()
-	cfg.PublicURL = public
-	cfg.OIDC.Issuer = be.IssuerURL
-	cfg.OIDC.ClientID = be.ClientID
-	cfg.OIDC.ClientSecret = be.ClientSecret
-	cfg.Session.Store = "memory"
-	cfg.Session.Keys = []string{"base64:" + base64.StdEncoding.EncodeToString(key)}
-	cfg.APIs = []config.API{
-		{Path: "/api/demo/", Upstream: be.APIURL, Token: "user"},
-		// The same API, reached with a token exchanged for its audience.
-		{Path: "/api/inventory/", Upstream: be.APIURL, Token: "exchange", Audience: "demo-inventory", Scopes: []string{"inventory.read"}},
-	}
-	// One call from the SPA, two behind it; the mobile profile keeps less.
-	cfg.Composites = []config.Composite{{
-		Path: "/bff/dashboard",
-		Parts: map[string]config.Part{
-			"me":        {API: "/api/demo/", Path: "whoami", Required: true},
-			"inventory": {API: "/api/inventory/", Path: "whoami"},
-		},
-		Profiles: map[string]config.Profile{"mobile": {Allow: []string{"me.sub", "me.message", "inventory.aud"}}},
-	}}
-	return cfg
+	return &demoRun{URL: public, AdminURL: public + demo.AdminPath, Backends: be, Done: done}, nil
 }

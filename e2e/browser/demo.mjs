@@ -2,7 +2,7 @@
 // Drives headless Chromium through the Cloakroom demo and writes what the
 // browser saw as JSON evidence for the Go end-to-end tests to judge:
 //
-//   node demo.mjs --url http://localhost:PORT/ --out evidence.json
+//   node demo.mjs --url http://localhost:PORT/ --out evidence.json [--flow frontends]
 //
 // Flow: open the SPA (expects #status[data-state=signed-out]), click #login,
 // sign in on the provider's page as alice/alice (#username, #password,
@@ -10,6 +10,23 @@
 // #api-result[data-status], capture step "signed-in", click #logout, wait for
 // the round trip through the provider's end-session endpoint back to a
 // signed-out SPA, capture step "signed-out".
+//
+// Flow "frontends" (the shop at / and the admin console at /admin/, two
+// frontends of one gateway): sign in to the shop as DEMO_USERNAME (step
+// "shop-signed-in"); open /admin/, not signed in there ("admin-signed-out");
+// sign in to the admin console (the provider may skip its form: single
+// sign-on; evidence.adminLoginForm says whether it showed it) and call the
+// admin API ("admin-signed-in"); the shop is still signed in
+// ("shop-after-admin-login"); end the admin session at the gateway alone,
+// GET of its bff:logout_url without following the redirect to the provider
+// ("admin-after-gateway-logout"), then the shop is still signed in and its
+// API answers ("shop-after-admin-logout"); sign in to the admin console again
+// and sign out with #logout through the provider's end-session endpoint
+// ("admin-after-logout"), after which the provider's back-channel logout
+// ends the shop's session too ("shop-after-provider-logout"). Then, in a
+// fresh browser context, ADMIN_OTHER_USERNAME signs in to the admin
+// console and calls the admin API ("admin-other-user"), and is not signed
+// in to the shop ("shop-other-user").
 //
 // Output: {url, ok, error?, steps: [{name, documentCookie, localStorage,
 // sessionStorage, claimsText, apiText, apiStatus, contextCookies, url}],
@@ -19,20 +36,21 @@
 // exit code is then 1 and failure.png beside this script shows the page.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), DEMO_USERNAME and
-// DEMO_PASSWORD (default alice/alice).
+// DEMO_PASSWORD (default alice/alice), ADMIN_OTHER_USERNAME (default bob;
+// the password is the name).
 
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { launch } from './launch.mjs';
 
-const GLOBAL_TIMEOUT_MS = 60_000;
+const GLOBAL_TIMEOUT_MS = 80_000;
 const STEP_TIMEOUT_MS = 20_000;
 const MAX_BODY_CHARS = 1 << 20;
 const FAILURE_PNG = fileURLToPath(new URL('./failure.png', import.meta.url));
 
 function usage(message) {
-  console.error(`demo.mjs: ${message}\nusage: node demo.mjs --url http://localhost:PORT/ [--out evidence.json]`);
+  console.error(`demo.mjs: ${message}\nusage: node demo.mjs --url http://localhost:PORT/ [--out evidence.json] [--flow demo|frontends]`);
   process.exit(2);
 }
 
@@ -42,6 +60,7 @@ try {
     options: {
       url: { type: 'string' },
       out: { type: 'string', default: 'evidence.json' },
+      flow: { type: 'string', default: 'demo' },
     },
     strict: true,
   }));
@@ -49,6 +68,7 @@ try {
   usage(err.message);
 }
 if (!args.url) usage('--url is required');
+if (args.flow !== 'demo' && args.flow !== 'frontends') usage(`--flow ${JSON.stringify(args.flow)} is not demo or frontends`);
 let appURL;
 try {
   appURL = new URL(args.url);
@@ -182,9 +202,9 @@ async function waitUntil(predicate, what) {
   }
 }
 
-async function run() {
-  stage = 'launching Chromium';
-  browser = await launch({ timeout: STEP_TIMEOUT_MS });
+// openPage starts a fresh browser context (no cookies) with one page whose
+// requests, responses, navigations and errors go into the evidence.
+async function openPage() {
   context = await browser.newContext();
   page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -203,6 +223,13 @@ async function run() {
     }
   });
   page.on('pageerror', (err) => evidence.consoleErrors.push({ type: 'pageerror', text: String(err?.stack || err) }));
+}
+
+async function run() {
+  stage = 'launching Chromium';
+  browser = await launch({ timeout: STEP_TIMEOUT_MS });
+  await openPage();
+  if (args.flow === 'frontends') return runFrontends();
 
   stage = 'opening the SPA';
   const first = await page.goto(appURL.href, { waitUntil: 'load' });
@@ -265,6 +292,144 @@ async function run() {
   }
   await waitForState('signed-out', 'after logout');
   await capture('signed-out');
+
+  stage = 'finishing';
+  evidence.ok = true;
+}
+
+// openApp loads the SPA at url and waits for its #status to settle.
+async function openApp(url, state, what) {
+  const res = await page.goto(url, { waitUntil: 'load' });
+  if (!res || !res.ok()) fail(`GET ${url} answered ${res ? res.status() : 'nothing'}`);
+  await waitForState(state, what);
+}
+
+// signIn clicks #login and, when the provider shows its form, signs in as
+// username (password the same); it returns whether the form was shown. A
+// provider that still has a session for the browser answers at once
+// (single sign-on), unless formRequired.
+async function signIn(username, formRequired) {
+  const origin = appURL.origin;
+  await page.click('#login');
+  // Either the provider's form, or (single sign-on) the app again, signed in;
+  // the page before the click was signed out.
+  let form;
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (form === undefined) {
+    try {
+      if (await page.$('#username')) form = true;
+      else if (new URL(page.url()).origin === origin && (await page.$('#status[data-state="signed-in"]'))) form = false;
+    } catch {
+      // The page is navigating: look again.
+    }
+    if (form === undefined && Date.now() > deadline) fail(`#login led neither to the provider's form nor back to ${origin} signed in (at ${page.url()})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (form) {
+    await page.fill('#username', username);
+    await page.fill('#password', username);
+    await page.click('#submit');
+  } else if (formRequired) {
+    fail(`#login came back to ${page.url()} without the provider's form`);
+  }
+  try {
+    await page.waitForURL((u) => u.origin === origin, { timeout: STEP_TIMEOUT_MS });
+  } catch {
+    fail(`after signing in the browser stayed at ${page.url()}, not back on ${origin}`);
+  }
+  await waitForState('signed-in', `after signing in as ${username}`);
+  return form;
+}
+
+// callAPI clicks #call-api and waits for its result.
+async function callAPI() {
+  await page.evaluate(() => document.querySelector('#api-result')?.removeAttribute('data-status'));
+  await page.click('#call-api');
+  try {
+    await page.waitForSelector('#api-result[data-status]', { timeout: STEP_TIMEOUT_MS });
+  } catch {
+    fail('#api-result never got a data-status after #call-api');
+  }
+}
+
+// runFrontends is the flow "frontends": see the comment at the top.
+async function runFrontends() {
+  const shopURL = appURL.href;
+  const adminURL = new URL('admin/', appURL).href;
+  const user = process.env.DEMO_USERNAME || 'alice';
+  const other = process.env.ADMIN_OTHER_USERNAME || 'bob';
+
+  stage = 'signing in to the shop';
+  await openApp(shopURL, 'signed-out', 'fresh browser at the shop');
+  await signIn(user, true);
+  await capture('shop-signed-in');
+
+  stage = 'opening the admin console';
+  await openApp(adminURL, 'signed-out', 'the admin console with a shop session');
+  await capture('admin-signed-out');
+
+  stage = 'signing in to the admin console';
+  evidence.adminLoginForm = await signIn(user, false);
+  await callAPI();
+  await capture('admin-signed-in');
+
+  stage = 'back at the shop';
+  await openApp(shopURL, 'signed-in', 'the shop after signing in to the admin console');
+  await capture('shop-after-admin-login');
+
+  // The admin console's logout at the gateway alone: its session ends and
+  // its cookie is cleared; the redirect to the provider is not followed.
+  stage = 'ending the admin session at the gateway';
+  await openApp(adminURL, 'signed-in', 'the admin console before its logout');
+  const ended = await page.evaluate(async () => {
+    const res = await fetch('/admin/bff/user', { headers: { 'X-CSRF': '1' }, cache: 'no-store' });
+    const claims = await res.json();
+    const url = claims.find((c) => c.type === 'bff:logout_url')?.value;
+    if (typeof url !== 'string' || !url.startsWith('/admin/bff/logout?')) return { url, type: 'no admin logout URL' };
+    const out = await fetch(url, { headers: { 'X-CSRF': '1' }, redirect: 'manual', cache: 'no-store' });
+    return { url, type: out.type };
+  });
+  if (ended.type !== 'opaqueredirect') fail(`the admin logout URL ${JSON.stringify(ended.url)} answered ${ended.type}, not a redirect`);
+  await openApp(adminURL, 'signed-out', 'the admin console after its logout at the gateway');
+  await capture('admin-after-gateway-logout');
+  await openApp(shopURL, 'signed-in', 'the shop after the admin console\'s logout');
+  await callAPI();
+  await capture('shop-after-admin-logout');
+
+  // The whole logout: through the provider, which ends its own session and
+  // sends back-channel logout tokens to both clients.
+  stage = 'signing out of the admin console through the provider';
+  await openApp(adminURL, 'signed-out', 'the admin console, signed out');
+  await signIn(user, false);
+  await page.click('#logout');
+  try {
+    await page.waitForURL((u) => u.href === adminURL, { timeout: STEP_TIMEOUT_MS });
+  } catch {
+    fail(`after #logout the browser stayed at ${page.url()}, not back at ${adminURL}`);
+  }
+  await waitForState('signed-out', 'the admin console after #logout');
+  await capture('admin-after-logout');
+  stage = 'waiting for the back-channel logout of the shop';
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (;;) {
+    const res = await page.goto(shopURL, { waitUntil: 'load' });
+    if (!res || !res.ok()) fail(`GET ${shopURL} answered ${res ? res.status() : 'nothing'}`);
+    const status = await page.waitForSelector('#status[data-state="signed-in"], #status[data-state="signed-out"]', { timeout: STEP_TIMEOUT_MS });
+    if ((await status.getAttribute('data-state')) === 'signed-out') break;
+    if (Date.now() > deadline) fail('the shop is still signed in after the provider\'s logout');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  await capture('shop-after-provider-logout');
+
+  stage = `signing in to the admin console as ${other}`;
+  await context.close();
+  await openPage();
+  await openApp(adminURL, 'signed-out', 'a fresh browser at the admin console');
+  await signIn(other, true);
+  await callAPI();
+  await capture('admin-other-user');
+  await openApp(shopURL, 'signed-out', `the shop with only an admin session of ${other}`);
+  await capture('shop-other-user');
 
   stage = 'finishing';
   evidence.ok = true;

@@ -15,7 +15,8 @@ var spaFiles embed.FS
 // under a strict Content-Security-Policy; its one <script src="/app.js">
 // carries no nonce, for the gateway to add one. It talks to the gateway only:
 // GET /bff/user, /bff/login?returnUrl=/, the bff:logout_url claim, and GET
-// /api/demo/whoami and /api/demo/time/stream, every fetch with X-CSRF: 1.
+// /api/demo/whoami and /api/demo/time/stream, every fetch with X-CSRF: 1. It
+// links to the admin console at AdminPath.
 func SPA() fs.FS {
 	sub, err := fs.Sub(spaFiles, "spa")
 	if err != nil {

@@ -69,7 +69,7 @@ var spas = []struct {
 	ids    []string
 	script string
 }{
-	{"shop", SPA(), "/", "Cloakroom demo", []string{"status", "login", "logout", "claims", "call-api", "api-result"}, "/app.js"},
+	{"shop", SPA(), "/", "Cloakroom demo", []string{"status", "login", "logout", "claims", "call-api", "api-result", "admin-link"}, "/app.js"},
 	{"admin", AdminSPA(), "/admin/", "Cloakroom demo: admin console", []string{"status", "login", "logout", "claims", "call-api", "api-result", "shop-link"}, "/admin/app.js"},
 }
 
