@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cloakroom/cloakroom/internal/config"
@@ -22,17 +23,19 @@ type clientCredentials struct {
 }
 
 // loadClientCredentials reads and parses the key and certificate files of
-// cfg. Its problems carry the key and line of the file that failed, never
-// the file's contents. New refuses to build with any, and `cloakroom
-// check` reports them (CheckClientAuth): both accept exactly the same
-// files.
-func loadClientCredentials(cfg *config.Config) (*clientCredentials, []config.Problem) {
+// cfg, one frontend's settings. Its problems carry the key and line of
+// the file that failed (at names the file's key of a key of cfg: the
+// frontends[] entry's or the top level's), never the file's contents. New
+// refuses to build with any, and `cloakroom check` reports them
+// (CheckClientAuth): both accept exactly the same files.
+func loadClientCredentials(cfg *config.Config, at func(string) string) (*clientCredentials, []config.Problem) {
 	var (
 		c    clientCredentials
 		list []config.Problem
 	)
 	fail := func(key string, err error) {
-		list = append(list, config.Problem{Line: cfg.Line(key), Key: key, Msg: err.Error()})
+		key = at(key)
+		list = append(list, config.Problem{Line: keyLine(cfg, key), Key: key, Msg: err.Error()})
 	}
 	o := cfg.OIDC
 	if o.ClientAuth == config.PrivateKeyJWT && o.PrivateKeyFile != "" {
@@ -72,10 +75,20 @@ func loadClientCredentials(cfg *config.Config) (*clientCredentials, []config.Pro
 // CheckClientAuth loads the clients' signing keys and client certificate
 // the way New does, without any network, and reports what only that
 // reveals: a key of the wrong type or size, a JWKS whose first key is
-// public, two keys with one kid. `cloakroom check` runs it.
+// public, two keys with one kid. It checks every frontend; a file that
+// several inherit from the top level is reported once. `cloakroom check`
+// runs it.
 func CheckClientAuth(cfg *config.Config) []config.Problem {
-	_, list := loadClientCredentials(cfg)
-	return list
+	var out []config.Problem
+	for _, fc := range frontendConfigs(cfg) {
+		_, list := loadClientCredentials(fc.cfg, fc.at)
+		for _, p := range list {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // problemsError is the error New returns for problems: one line each.

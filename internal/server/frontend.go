@@ -34,6 +34,9 @@ type frontendConfig struct {
 	cookiePath string
 	inner      []string // longer paths of other frontends on the same origin
 	cfg        *config.Config
+	// at is the file's key of a key of cfg (config.Config.AppKey): the
+	// entry's or the top level's, for problems found while building.
+	at func(key string) string
 }
 
 // frontend is one SPA's handler tree: its provider client, its sessions,
@@ -71,7 +74,7 @@ func (sh *shared) frontend(fc frontendConfig) (*frontend, error) {
 		return nil, fmt.Errorf("public_url: %w", err)
 	}
 	pub.Path = ""
-	creds, problems := loadClientCredentials(cfg) // see clientauth.go
+	creds, problems := loadClientCredentials(cfg, fc.at) // see clientauth.go
 	if len(problems) > 0 {
 		return nil, problemsError(problems)
 	}

@@ -129,7 +129,7 @@ func frontendConfigs(cfg *config.Config) []frontendConfig {
 		c.PublicURL, c.OIDC, c.Session, c.Frontend = a.PublicURL, a.OIDC, a.Session, a.Frontend
 		c.CORS, c.CSRF, c.RateLimit, c.APIs, c.Composites = a.CORS, a.CSRF, a.RateLimit, a.APIs, a.Composites
 		c.Frontends = nil
-		out[i] = frontendConfig{name: a.Name, path: a.Path, cookiePath: a.CookiePath, cfg: &c}
+		out[i] = frontendConfig{name: a.Name, path: a.Path, cookiePath: a.CookiePath, cfg: &c, at: func(key string) string { return cfg.AppKey(i, key) }}
 	}
 	// A returnUrl must not lie under a longer path of another frontend
 	// on the same origin.
@@ -375,12 +375,27 @@ func isRedis(spec string) bool {
 	return false
 }
 
-// CheckComposites builds every composite the way New does, without any
-// store or network, and reports what only that reveals: bad template
-// placeholders, unknown part references, dependency cycles, profile paths.
-// `cloakroom check` runs it.
+// CheckComposites builds every composite of every frontend the way New
+// does, without any store or network, and reports what only that reveals:
+// bad template placeholders, unknown part references, dependency cycles,
+// profile paths. A shared top-level composite is reported once, at its
+// own line. `cloakroom check` runs it.
 func CheckComposites(cfg *config.Config) []config.Problem {
 	var out []config.Problem
+	for _, fc := range frontendConfigs(cfg) {
+		for _, p := range checkComposites(fc) {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// checkComposites is CheckComposites for one frontend.
+func checkComposites(fc frontendConfig) []config.Problem {
+	var out []config.Problem
+	cfg := fc.cfg
 	apis := map[string]*url.URL{}
 	for _, a := range cfg.APIs {
 		if u, err := url.Parse(a.Upstream); err == nil {
@@ -405,11 +420,27 @@ func CheckComposites(cfg *config.Config) []config.Problem {
 		}
 		claims := func(*http.Request) map[string]any { return nil }
 		if _, err := aggregate.New(comp, aggregate.Options{Claims: claims}); err != nil {
-			key := fmt.Sprintf("composites[%d]", i)
-			out = append(out, config.Problem{Line: cfg.Line(key + ".path"), Key: key, Msg: err.Error()})
+			key := fc.at(fmt.Sprintf("composites[%d]", i))
+			out = append(out, config.Problem{Line: keyLine(cfg, fc.at(fmt.Sprintf("composites[%d].path", i))), Key: key, Msg: err.Error()})
 		}
 	}
 	return out
+}
+
+// keyLine is the line of the file's key: its own, or, for a key of a
+// frontends[] entry the file does not hold (left to its default), the
+// nearest key above it.
+func keyLine(cfg *config.Config, key string) int {
+	for k := key; ; {
+		if l := cfg.Line(k); l > 0 || !strings.HasPrefix(key, "frontends[") {
+			return l
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i <= 0 {
+			return 0
+		}
+		k = k[:i]
+	}
 }
 
 type noBearer struct{}
