@@ -31,24 +31,18 @@ type metadata struct {
 // fetchMetadata reads and checks the discovery document. Its errors name
 // what is wrong, never quote the body (go-oidc's NewProvider does, which is
 // why it is not used).
+// With Options.Provider, the document is the one the provider's clients
+// share (fetched once); each client checks it for itself.
 func (c *Client) fetchMetadata(ctx context.Context) (*metadata, error) {
-	wellKnown := strings.TrimSuffix(c.opts.Issuer, "/") + "/.well-known/openid-configuration"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
+	var body []byte
+	var err error
+	if p := c.opts.Provider; p != nil {
+		body, err = p.document(ctx, c.fetchDocument)
+	} else {
+		body, err = c.fetchDocument(ctx)
+	}
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read metadata: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("provider answered %d", resp.StatusCode)
 	}
 	if c.opts.ClientCertificate != nil {
 		if body, err = applyMTLSAliases(body, strings.HasPrefix(c.opts.Issuer, "https://")); err != nil {
@@ -84,6 +78,29 @@ func (c *Client) fetchMetadata(ctx context.Context) (*metadata, error) {
 		}
 	}
 	return &m, nil
+}
+
+// fetchDocument reads the discovery document of the issuer.
+func (c *Client) fetchDocument(ctx context.Context) ([]byte, error) {
+	wellKnown := strings.TrimSuffix(c.opts.Issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read metadata: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("provider answered %d", resp.StatusCode)
+	}
+	return body, nil
 }
 
 // checkEndpoint accepts absolute http(s) URLs without user info, https only

@@ -130,6 +130,10 @@ type Options struct {
 	// provider that does not meet the FAPI 2.0 Security Profile (see
 	// fapi2.go) and implies PARRequired.
 	Profile string
+	// Provider, when set, is shared with the other clients of the issuer
+	// (see provider.go): they fetch its discovery document once and
+	// share its JWKS. Its issuer must be Issuer.
+	Provider *Provider
 }
 
 // Client talks to one provider.
@@ -387,8 +391,14 @@ func (c *Client) Discover(ctx context.Context) error {
 	if c.opts.ClientAuth == "client_secret_post" {
 		ep.AuthStyle = oauth2.AuthStyleInParams
 	}
-	// Our own key set, not go-oidc's remote one: see keySet.
-	keys := newKeySet(meta.JWKSURL, c.hc, c.now)
+	// Our own key set, not go-oidc's remote one: see keySet. The
+	// provider's clients share one.
+	var keys *keySet
+	if p := c.opts.Provider; p != nil {
+		keys = p.keySet(meta.JWKSURL, c.hc, c.now)
+	} else {
+		keys = newKeySet(meta.JWKSURL, c.hc, c.now)
+	}
 	d := &discovered{
 		verifier: gooidc.NewVerifier(c.opts.Issuer, keys, &gooidc.Config{
 			ClientID:             c.opts.ClientID,

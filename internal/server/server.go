@@ -167,11 +167,14 @@ type shared struct {
 	locker     session.Locker
 	replay     session.Store
 	dpop       dpopWiring
+	// providers are shared by the clients of each issuer (one discovery,
+	// one JWKS), by issuer.
+	providers map[string]*oidc.Provider
 }
 
 // newShared builds the parts of cfg that frontends share.
 func newShared(cfg *config.Config, o Options) (*shared, error) {
-	sh := &shared{o: o, log: o.Logger, met: o.Metrics, tr: o.tracing, store: o.store, cookieMode: cfg.Session.Store == "cookie", keys: cfg.Session.KeyBytes()}
+	sh := &shared{o: o, log: o.Logger, met: o.Metrics, tr: o.tracing, store: o.store, cookieMode: cfg.Session.Store == "cookie", keys: cfg.Session.KeyBytes(), providers: map[string]*oidc.Provider{}}
 	if sh.log == nil {
 		sh.log = slog.New(slog.DiscardHandler)
 	}
@@ -225,11 +228,18 @@ func (sh *shared) dpopFor(cfg *config.Config) dpopWiring {
 }
 
 // provider is the client of a frontend's provider, which signs its users
-// in at pub.
+// in at pub. Frontends whose provider is the same (one issuer) have a
+// client each, on one oidc.Provider: one discovery document and one JWKS
+// for all of them.
 func (sh *shared) provider(cfg *config.Config, pub *url.URL, creds *clientCredentials, dpop dpopWiring) *oidc.Client {
 	postLogout := cfg.OIDC.PostLogoutPath
 	if postLogout == "" {
 		postLogout = "/"
+	}
+	p := sh.providers[cfg.OIDC.Issuer]
+	if p == nil {
+		p = oidc.NewProvider(cfg.OIDC.Issuer)
+		sh.providers[cfg.OIDC.Issuer] = p
 	}
 	return oidc.New(oidc.Options{
 		Issuer:                cfg.OIDC.Issuer,
@@ -252,6 +262,7 @@ func (sh *shared) provider(cfg *config.Config, pub *url.URL, creds *clientCreden
 		TokenType:             dpop.tokenType(),
 		PAR:                   cfg.OIDC.PAR,
 		Profile:               cfg.OIDC.Profile,
+		Provider:              p,
 	})
 }
 
