@@ -82,11 +82,11 @@ func startDemo(ctx context.Context, set demoSettings, log *slog.Logger) (*demoRu
 	done := make(chan error, 1)
 	go func() {
 		defer be.Close()
-		cfg := be.Config()
+		cfg := demoConfig(be)
 		cfg.Session.Store = store
 		done <- server.Run(ctx, cfg, server.Options{Logger: log, Listener: ln, Files: map[string]fs.FS{
-			demo.ShopFrontend:  demo.SPA(),
-			demo.AdminFrontend: demo.AdminSPA(),
+			demoShopFrontend:  demo.SPA(),
+			demoAdminFrontend: demo.AdminSPA(),
 		}})
 	}()
 	return &demoRun{URL: public, AdminURL: public + demo.AdminPath, Backends: be, Done: done}, nil

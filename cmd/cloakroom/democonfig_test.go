@@ -1,4 +1,4 @@
-package demo
+package main
 
 import (
 	"slices"
@@ -6,23 +6,24 @@ import (
 	"testing"
 
 	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/demo"
 )
 
 // The demo's configuration passes every rule `cloakroom check` applies,
 // warnings included, and resolves to the two frontends the provider's
 // clients are registered for.
-func TestConfig(t *testing.T) {
+func TestDemoConfig(t *testing.T) {
 	const public = "http://localhost:8080"
-	b, err := StartBackends(t.Context(), Options{PublicURL: public + "/"})
+	b, err := demo.StartBackends(t.Context(), demo.Options{PublicURL: public + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	cfg := b.Config()
+	cfg := demoConfig(b)
 	for _, p := range cfg.Validate() {
 		t.Errorf("check: %s: %s (warning %v)", p.Key, p.Msg, p.Warning)
 	}
-	if other := b.Config(); slices.Equal(other.Session.Keys, cfg.Session.Keys) {
+	if other := demoConfig(b); slices.Equal(other.Session.Keys, cfg.Session.Keys) {
 		t.Error("two configurations share a session key")
 	}
 
@@ -32,12 +33,12 @@ func TestConfig(t *testing.T) {
 	}
 	wants := []want{
 		{
-			name: "shop", path: "/", cookie: "__Host-Http-cloakroom-shop", clientID: ClientID,
+			name: "shop", path: "/", cookie: "__Host-Http-cloakroom-shop", clientID: demo.ClientID,
 			callback: "/bff/callback", postLogout: "/",
 			routes: []string{"/api/demo/", "/api/inventory/"},
 		},
 		{
-			name: "admin", path: "/admin/", cookie: "__Secure-Http-cloakroom-admin", clientID: AdminClientID,
+			name: "admin", path: "/admin/", cookie: "__Secure-Http-cloakroom-admin", clientID: demo.AdminClientID,
 			callback: "/admin/bff/callback", postLogout: "/admin/",
 			routes: []string{"/admin/api/"},
 		},
@@ -70,14 +71,14 @@ func TestConfig(t *testing.T) {
 	}
 
 	admin := apps[1].APIs[0]
-	if admin.Require == nil || !slices.Equal(admin.Require.Claims["role"], []string{AdminRole}) || len(admin.Require.Claims) != 1 {
+	if admin.Require == nil || !slices.Equal(admin.Require.Claims["role"], []string{demo.AdminRole}) || len(admin.Require.Claims) != 1 {
 		t.Errorf("admin route policy: got %+v, want role admin only", admin.Require)
 	}
 	if admin.Token != config.TokenUser || admin.Upstream != b.APIURL+"admin/" {
 		t.Errorf("admin route: got token %q to %q, want the user's token to %sadmin/", admin.Token, admin.Upstream, b.APIURL)
 	}
 	for _, c := range apps[0].Composites {
-		if strings.HasPrefix(c.Path, AdminPath) {
+		if strings.HasPrefix(c.Path, demo.AdminPath) {
 			t.Errorf("shop composite %s lies under the admin console", c.Path)
 		}
 	}

@@ -1,22 +1,23 @@
-package demo
+package main
 
 import (
 	"crypto/rand"
 	"encoding/base64"
 
 	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/demo"
 )
 
-// Frontend names of the demo configuration; with Options.PublicURL
+// Frontend names of the demo configuration; with demo.Options.PublicURL
 // http://localhost:8080 they default to the session cookies
 // __Host-Http-cloakroom-shop (Path=/) and __Secure-Http-cloakroom-admin
 // (Path=/admin/).
 const (
-	ShopFrontend  = "shop"
-	AdminFrontend = "admin"
+	demoShopFrontend  = "shop"
+	demoAdminFrontend = "admin"
 )
 
-// Config returns the gateway configuration of the demo: a memory session
+// demoConfig returns the gateway configuration of the demo backends b: a memory session
 // store sealed with a fresh random key, and two frontends on the one origin
 // PublicURL, each with its own client at the provider and so its own
 // sessions:
@@ -24,14 +25,14 @@ const (
 //   - shop at "/": the demo API under /api/demo/ (the user's token), the
 //     same API under /api/inventory/ with a token exchanged for the
 //     audience demo-inventory, and the composite /bff/dashboard over both.
-//   - admin at AdminPath: the demo API's admin routes under /admin/api/,
-//     for sessions whose role claim is AdminRole only (403 for others,
+//   - admin at demo.AdminPath: the demo API's admin routes under /admin/api/,
+//     for sessions whose role claim is demo.AdminRole only (403 for others,
 //     before the API is called).
 //
-// Neither frontend has frontend.dir: the command serves the embedded SPA()
+// Neither frontend has frontend.dir: the command serves the embedded demo.SPA()
 // and AdminSPA(). Its routes are the frontends' own, so no shop route is
 // served under /admin/.
-func (b *Backends) Config() *config.Config {
+func demoConfig(b *demo.Backends) *config.Config {
 	key := make([]byte, 32)
 	rand.Read(key)
 	cfg := config.Default()
@@ -40,7 +41,7 @@ func (b *Backends) Config() *config.Config {
 	cfg.Session.Keys = []string{"base64:" + base64.StdEncoding.EncodeToString(key)}
 	cfg.Frontends = []config.FrontendSpec{
 		{
-			Name:      ShopFrontend,
+			Name:      demoShopFrontend,
 			PublicURL: b.PublicURL,
 			OIDC:      config.OIDC{ClientID: b.ClientID, ClientSecret: b.ClientSecret},
 			APIs: []config.API{
@@ -59,15 +60,15 @@ func (b *Backends) Config() *config.Config {
 			}},
 		},
 		{
-			Name:      AdminFrontend,
+			Name:      demoAdminFrontend,
 			PublicURL: b.PublicURL,
-			Path:      AdminPath,
+			Path:      demo.AdminPath,
 			OIDC:      config.OIDC{ClientID: b.AdminClientID, ClientSecret: b.AdminClientSecret},
 			APIs: []config.API{{
 				Path:     "/api/",
 				Upstream: b.APIURL + "admin/",
 				Token:    config.TokenUser,
-				Require:  &config.Require{Claims: map[string][]string{"role": {AdminRole}}},
+				Require:  &config.Require{Claims: map[string][]string{"role": {demo.AdminRole}}},
 			}},
 		},
 	}
