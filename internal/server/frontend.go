@@ -116,7 +116,11 @@ func (sh *shared) frontend(fc frontendConfig) (*frontend, error) {
 
 // tokenSource hands out the frontend's tokens: its users' through its own
 // client, client-credentials and exchanged ones through the service client
-// when one is configured.
+// when one is configured. Its cache of client-credentials and exchanged
+// tokens is its own: frontends with the same service client at the same
+// provider each fetch their client token once (a cache shared by issuer,
+// client ID and token parameters would save those fetches, and leak
+// nothing between frontends, but is not built yet).
 func (f *frontend) tokenSource() *tokens.Source {
 	cfg, sh := f.cfg, f.sh
 	service := f.oidc
