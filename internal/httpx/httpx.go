@@ -108,16 +108,20 @@ func JSON(w http.ResponseWriter, code int, v any) error {
 }
 
 // Info is what the layers handling one request tell each other: the
-// request id, the configured route that answered (for logs and metrics,
-// never a raw path, so label sets stay bounded) and the bearer the proxy
-// forwards. The outermost layer puts one Info in the context; the others
+// request id, the frontend the request was matched to and the configured
+// route that answered (for logs and metrics, never a raw path, so label
+// sets stay bounded) and the bearer the proxy forwards. The outermost layer puts one Info in the context; the others
 // fill it in place, so the request is not copied once per fact.
 //
 // Bearer is a secret: it is never logged and lives only as long as the
 // request.
 type Info struct {
 	RequestID string
-	Route     string
+	// Frontend is the configured name of the request's frontend: "" for
+	// the implicit one of a configuration without frontends:, and for a
+	// request matched to none.
+	Frontend string
+	Route    string
 	// Session is the handle (store key) of the session the request
 	// loaded, if it loaded one: safe to log.
 	Session string

@@ -1,6 +1,13 @@
 // Package metrics owns Cloakroom's Prometheus registry (one per server, no
 // globals) and the request middleware. Every label has a bounded set of
-// values: routes are the configured route names, never raw paths.
+// values: routes are the configured route names, never raw paths, and
+// frontends the configured frontend names.
+//
+// The request, upstream, login, logout, refresh and rejection counters
+// carry a frontend label. A configuration without frontends: has one
+// implicit frontend whose name is "": Prometheus treats a label with an
+// empty value as absent, so its series are the ones it had before the
+// label existed.
 package metrics
 
 import (
@@ -36,14 +43,16 @@ type Metrics struct {
 	// so the maps stay small; they are copied on write and read without a
 	// lock.
 	reqChildren      children[reqLabels, prometheus.Counter]
-	durationChildren children[string, prometheus.Observer]
-	upstreamChildren children[string, prometheus.Observer]
+	durationChildren children[routeLabels, prometheus.Observer]
+	upstreamChildren children[routeLabels, prometheus.Observer]
 }
 
 type reqLabels struct {
-	route, class string
-	code         int
+	frontend, route, class string
+	code                   int
 }
+
+type routeLabels struct{ frontend, route string }
 
 // children is a copy-on-write cache of a vector's children.
 type children[K comparable, V any] struct {
@@ -83,29 +92,29 @@ func New() *Metrics {
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cloakroom_requests_total", Help: "Requests by route, method class and status code.",
-	}, []string{"route", "method", "code"})
+		Name: "cloakroom_requests_total", Help: "Requests by frontend, route, method class and status code.",
+	}, []string{"frontend", "route", "method", "code"})
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "cloakroom_request_duration_seconds", Help: "Whole-request latency by route.", Buckets: buckets,
-	}, []string{"route"})
+		Name: "cloakroom_request_duration_seconds", Help: "Whole-request latency by frontend and route.", Buckets: buckets,
+	}, []string{"frontend", "route"})
 	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "cloakroom_upstream_duration_seconds", Help: "Time from sending to an upstream until its response headers, by route.", Buckets: buckets,
-	}, []string{"route"})
+		Name: "cloakroom_upstream_duration_seconds", Help: "Time from sending to an upstream until its response headers, by frontend and route.", Buckets: buckets,
+	}, []string{"frontend", "route"})
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cloakroom_logins_total", Help: "Logins by stage (started, completed, failed) and failure reason.",
-	}, []string{"stage", "reason"})
+		Name: "cloakroom_logins_total", Help: "Logins by frontend, stage (started, completed, failed) and failure reason.",
+	}, []string{"frontend", "stage", "reason"})
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cloakroom_token_refreshes_total", Help: "Token refreshes by outcome: ok, dead_token, untrusted, client_auth, idp_error.",
-	}, []string{"outcome"})
+		Name: "cloakroom_token_refreshes_total", Help: "Token refreshes by frontend and outcome: ok, dead_token, untrusted, client_auth, idp_error.",
+	}, []string{"frontend", "outcome"})
 	m.refreshWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "cloakroom_token_refresh_wait_seconds", Help: "How long requests waited for a token refresh.", Buckets: buckets,
 	})
 	m.logouts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cloakroom_logouts_total", Help: "Logouts by kind (user, backchannel, frontchannel, operator) and result.",
-	}, []string{"kind", "result"})
+		Name: "cloakroom_logouts_total", Help: "Logouts by frontend, kind (user, backchannel, frontchannel) and result.",
+	}, []string{"frontend", "kind", "result"})
 	m.rejections = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cloakroom_rejections_total", Help: "Requests refused before reaching an upstream, by reason (csrf, rate_limit, policy, ...).",
-	}, []string{"reason"})
+		Name: "cloakroom_rejections_total", Help: "Requests refused before reaching an upstream, by frontend and reason (csrf, rate_limit, policy, ...).",
+	}, []string{"frontend", "reason"})
 	m.clientAuth = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cloakroom_client_auth_failures_total", Help: "Token requests the identity provider refused for the gateway's client credentials (invalid_client or 401), by grant: a configuration fault.",
 	}, []string{"grant"})
@@ -121,29 +130,45 @@ func (m *Metrics) Handler() http.Handler {
 // Registry exposes the registry for extra collectors (e.g. store gauges).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
+// Frontend is the view of m that counts the events of one frontend under
+// its name ("" for the implicit one). It is a small value: take it once
+// per frontend, when the frontend is built.
+func (m *Metrics) Frontend(name string) Frontend { return Frontend{m: m, name: name} }
+
+// Frontend counts one frontend's events; see Metrics.Frontend.
+type Frontend struct {
+	m    *Metrics
+	name string
+}
+
 // Login counts a login event.
-func (m *Metrics) Login(stage, reason string) { m.logins.WithLabelValues(stage, reason).Inc() }
+func (f Frontend) Login(stage, reason string) {
+	f.m.logins.WithLabelValues(f.name, stage, reason).Inc()
+}
+
+// Logout counts a logout.
+func (f Frontend) Logout(kind, result string) {
+	f.m.logouts.WithLabelValues(f.name, kind, result).Inc()
+}
 
 // Refresh counts a refresh and how long its request waited.
-func (m *Metrics) Refresh(outcome string, wait time.Duration) {
-	m.refreshes.WithLabelValues(outcome).Inc()
-	m.refreshWait.Observe(wait.Seconds())
+func (f Frontend) Refresh(outcome string, wait time.Duration) {
+	f.m.refreshes.WithLabelValues(f.name, outcome).Inc()
+	f.m.refreshWait.Observe(wait.Seconds())
+}
+
+// Rejection counts a request refused at the edge.
+func (f Frontend) Rejection(reason string) { f.m.rejections.WithLabelValues(f.name, reason).Inc() }
+
+// Upstream records an upstream call's time to response headers.
+func (f Frontend) Upstream(route string, d time.Duration) {
+	k := routeLabels{f.name, route}
+	f.m.upstreamChildren.get(k, func() prometheus.Observer { return f.m.upstream.WithLabelValues(k.frontend, k.route) }).Observe(d.Seconds())
 }
 
 // ClientAuthFailure counts a token request refused for the client's
 // credentials; grant is one of a few OAuth grant names.
 func (m *Metrics) ClientAuthFailure(grant string) { m.clientAuth.WithLabelValues(grant).Inc() }
-
-// Logout counts a logout.
-func (m *Metrics) Logout(kind, result string) { m.logouts.WithLabelValues(kind, result).Inc() }
-
-// Rejection counts a request refused at the edge.
-func (m *Metrics) Rejection(reason string) { m.rejections.WithLabelValues(reason).Inc() }
-
-// Upstream records an upstream call's time to response headers.
-func (m *Metrics) Upstream(route string, d time.Duration) {
-	m.upstreamChildren.get(route, func() prometheus.Observer { return m.upstream.WithLabelValues(route) }).Observe(d.Seconds())
-}
 
 // methodClass folds methods into a bounded set.
 func methodClass(method string) string {
@@ -157,11 +182,13 @@ func methodClass(method string) string {
 	}
 }
 
-// Observe records one finished request.
-func (m *Metrics) Observe(route, method string, code int, d time.Duration) {
-	k := reqLabels{route, methodClass(method), code}
+// Observe records one finished request of frontend ("" for the implicit
+// one, and for a request matched to no frontend).
+func (m *Metrics) Observe(frontend, route, method string, code int, d time.Duration) {
+	k := reqLabels{frontend, route, methodClass(method), code}
 	m.reqChildren.get(k, func() prometheus.Counter {
-		return m.requests.WithLabelValues(k.route, k.class, strconv.Itoa(k.code))
+		return m.requests.WithLabelValues(k.frontend, k.route, k.class, strconv.Itoa(k.code))
 	}).Inc()
-	m.durationChildren.get(route, func() prometheus.Observer { return m.duration.WithLabelValues(route) }).Observe(d.Seconds())
+	rk := routeLabels{frontend, route}
+	m.durationChildren.get(rk, func() prometheus.Observer { return m.duration.WithLabelValues(rk.frontend, rk.route) }).Observe(d.Seconds())
 }

@@ -12,11 +12,13 @@ import (
 
 // accessEntry is one access-log line.
 type accessEntry struct {
-	at                             time.Time // when the response was done
-	requestID, route, method, path string
-	status                         int
-	duration                       time.Duration
-	session                        string // a handle prefix, or ""
+	at                  time.Time // when the response was done
+	requestID           string
+	frontend            string // its name, or "" for the implicit one (then omitted)
+	route, method, path string
+	status              int
+	duration            time.Duration
+	session             string // a handle prefix, or ""
 }
 
 // accessLog writes access-log lines. With a writer (Options.AccessLog,
@@ -31,15 +33,20 @@ type accessLog struct {
 
 func (a accessLog) write(ctx context.Context, e *accessEntry) {
 	if a.w == nil {
-		attrs := [7]slog.Attr{
-			slog.String("request_id", e.requestID),
+		var attrs [8]slog.Attr
+		attrs[0] = slog.String("request_id", e.requestID)
+		n := 1
+		if e.frontend != "" {
+			attrs[n] = slog.String("frontend", e.frontend)
+			n++
+		}
+		n += copy(attrs[n:], []slog.Attr{
 			slog.String("route", e.route),
 			slog.String("method", e.method),
 			slog.String("path", e.path),
 			slog.Int("status", e.status),
 			slog.Float64("duration_ms", float64(e.duration.Microseconds())/1000),
-		}
-		n := 6
+		})
 		if e.session != "" {
 			attrs[n] = slog.String("session", e.session)
 			n++
@@ -64,6 +71,10 @@ func appendAccessLine(b []byte, e *accessEntry) []byte {
 	b = e.at.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendJSONString(b, e.requestID)
+	if e.frontend != "" {
+		b = append(b, `,"frontend":`...)
+		b = appendJSONString(b, e.frontend)
+	}
 	b = append(b, `,"route":`...)
 	b = appendJSONString(b, e.route)
 	b = append(b, `,"method":`...)

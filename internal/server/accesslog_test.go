@@ -24,8 +24,8 @@ func TestAccessLineMatchesSlog(t *testing.T) {
 		"",
 	}
 	for _, p := range paths {
-		for _, session := range []string{"", "s:AbCdEf_-1234"} {
-			e := accessEntry{at: time.Now(), requestID: "0123456789abcdef", route: "/api/", method: "GET", path: p, status: 200, duration: 1234567 * time.Nanosecond, session: session}
+		for _, v := range []struct{ frontend, session string }{{"", ""}, {"", "s:AbCdEf_-1234"}, {"shop", ""}, {"admin-2", "s:AbCdEf_-1234"}} {
+			e := accessEntry{at: time.Now(), requestID: "0123456789abcdef", frontend: v.frontend, route: "/api/", method: "GET", path: p, status: 200, duration: 1234567 * time.Nanosecond, session: v.session}
 
 			var viaSlog bytes.Buffer
 			accessLog{log: slog.New(slog.NewJSONHandler(&viaSlog, nil))}.write(context.Background(), &e)
@@ -36,6 +36,9 @@ func TestAccessLineMatchesSlog(t *testing.T) {
 				t.Fatalf("path %q: not one line: %q", p, direct.String())
 			}
 			want, got := decode(t, viaSlog.Bytes()), decode(t, direct.Bytes())
+			if f, ok := got["frontend"]; ok != (v.frontend != "") || ok && f != v.frontend {
+				t.Errorf("frontend %q: got %v in %s", v.frontend, f, direct.String())
+			}
 			for _, m := range []map[string]any{want, got} {
 				if _, err := time.Parse(time.RFC3339Nano, m["time"].(string)); err != nil {
 					t.Fatalf("path %q: time: %v", p, err)

@@ -87,7 +87,7 @@ func (sh *shared) frontend(fc frontendConfig) (*frontend, error) {
 		return nil, err
 	}
 	f.check = csrf.New(cfg.CSRF.Header, cfg.CSRF.Value)
-	f.check.OnReject = func() { sh.met.Rejection("csrf") }
+	f.check.OnReject = func() { sh.met.Frontend(f.name).Rejection("csrf") }
 	f.tokens = f.tokenSource()
 	if n := cfg.RateLimit.APIPerSecond; n > 0 {
 		f.apiLimit = ratelimit.New(float64(n), 2*n, sh.o.Now)
@@ -134,7 +134,7 @@ func (f *frontend) tokenSource() *tokens.Source {
 		Locker:        sh.locker,
 		RefreshBefore: cfg.Session.RefreshBefore,
 		RefreshParams: oidc.TokenParams{Resource: cfg.OIDC.AuthParams["resource"], Audience: cfg.OIDC.AuthParams["audience"]},
-		OnRefresh:     sh.met.Refresh,
+		OnRefresh:     sh.met.Frontend(f.name).Refresh,
 		Tracer:        sh.tr.tracer(),
 		DPoP:          f.dpop.key,
 		Logger:        sh.log,
@@ -154,7 +154,7 @@ func (f *frontend) bff(mux *http.ServeMux, inner []string) {
 	bff.New(bff.Options{
 		Sessions: f.sessions, OIDC: f.oidc, Tokens: f.tokens, CSRF: f.check,
 		CallbackPath: f.cfg.OIDC.CallbackPath, PublicOrigin: f.origin,
-		Locker: sh.locker, Replay: sh.replay, Events: sh.met, Logger: sh.log, DPoP: f.cfg.OIDC.DPoP,
+		Locker: sh.locker, Replay: sh.replay, Events: sh.met.Frontend(f.name), Logger: sh.log, DPoP: f.cfg.OIDC.DPoP,
 		Mediation: mediation(f.cfg), BasePath: f.path, ReturnAllowed: allow,
 	}).Register(mux, named)
 	mux.Handle("GET "+f.prefix+bff.JWKSPath, named("bff_jwks", bff.JWKS(f.creds.jwks)))
@@ -176,7 +176,7 @@ func (f *frontend) apis(mux *http.ServeMux) (map[string]apiRoute, []string, erro
 		CSRFHeader:     f.check.Header(),
 		SessionCookie:  f.sessions.CookieName(),
 		TrustedProxies: sh.trusted,
-		OnUpstream:     sh.met.Upstream,
+		OnUpstream:     sh.met.Frontend(f.name).Upstream,
 		WrapTransport:  sh.tr.transport,
 		DPoP:           f.dpop.proxyNonces(),
 		Now:            sh.o.Now,

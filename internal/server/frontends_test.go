@@ -46,6 +46,13 @@ type frontendsEnv struct {
 // its own at the demo provider, named by its position ("c0", "c1", …).
 func newFrontendsEnv(t *testing.T, entries func(port string) (yaml string, bases []string)) *frontendsEnv {
 	t.Helper()
+	return newFrontendsEnvWith(t, server.Options{}, nil, entries)
+}
+
+// newFrontendsEnvWith is newFrontendsEnv with o for server.Run and mod,
+// when set, applied to the configuration first.
+func newFrontendsEnvWith(t *testing.T, o server.Options, mod func(*config.Config), entries func(port string) (yaml string, bases []string)) *frontendsEnv {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +83,10 @@ frontends:
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, data)
 	}
-	g := runGateway(t, ln, cfg, server.Options{})
+	if mod != nil {
+		mod(cfg)
+	}
+	g := runGateway(t, ln, cfg, o)
 	b := loopbackBrowser(t)
 	for _, base := range bases {
 		waitReady(t, b, base)

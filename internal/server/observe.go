@@ -26,7 +26,7 @@ func named(name string, h http.Handler) http.Handler {
 // observe gives each request its id (X-Request-Id on the response, and the
 // one httpx.Info every inner layer fills in), matches it to its frontend
 // and has that serve it, then writes one access-log line and the request
-// metrics. The log line names the session by a prefix of its handle (a
+// metrics, both with the frontend's name. The log line names the session by a prefix of its handle (a
 // keyed hash of the ticket), never the ticket, and the path without its
 // query (which may hold an authorization code).
 func observe(m *metrics.Metrics, set *frontendSet, log *slog.Logger, accessOut io.Writer) http.Handler {
@@ -37,6 +37,9 @@ func observe(m *metrics.Metrics, set *frontendSet, log *slog.Logger, accessOut i
 		w.Header()["X-Request-Id"] = []string{info.RequestID}
 		sw := &statusWriter{ResponseWriter: w}
 		f, known := set.match(r)
+		if f != nil {
+			info.Frontend = f.name
+		}
 		set.serve(sw, r.WithContext(httpx.WithInfo(r.Context(), info)), f, known)
 		end := time.Now()
 		d := end.Sub(start)
@@ -44,11 +47,11 @@ func observe(m *metrics.Metrics, set *frontendSet, log *slog.Logger, accessOut i
 		if code == 0 {
 			code = http.StatusOK
 		}
-		m.Observe(info.Route, r.Method, code, d)
+		m.Observe(info.Frontend, info.Route, r.Method, code, d)
 		if !log.Enabled(r.Context(), slog.LevelInfo) {
 			return // access logs off: build nothing
 		}
-		e := accessEntry{at: end, requestID: info.RequestID, route: info.Route, method: r.Method, path: r.URL.Path, status: code, duration: d}
+		e := accessEntry{at: end, requestID: info.RequestID, frontend: info.Frontend, route: info.Route, method: r.Method, path: r.URL.Path, status: code, duration: d}
 		handle := info.Session // set by whichever layer loaded the session
 		if handle == "" && f != nil {
 			if t := f.sessions.Ticket(r); t != "" {
