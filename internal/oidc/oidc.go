@@ -248,8 +248,18 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 	}
 }
 
+// providerIdleTimeout is how long an idle connection to the provider is
+// kept. Calls to the provider are few (logins, refreshes), so reuse gains
+// little, while a server that closes idle connections sooner than we drop
+// them makes a POST sent on one just as it closes fail with EOF, which
+// net/http does not retry: a refresh would fail for nothing. Node.js
+// servers (panva's oidc-provider, v9) close after 5 s by default.
+const providerIdleTimeout = 4 * time.Second
+
 func newTransport(timeout time.Duration) *http.Transport {
-	return httpx.NewTransport(timeout, 16)
+	t := httpx.NewTransport(timeout, 16)
+	t.IdleConnTimeout = providerIdleTimeout
+	return t
 }
 
 // guardClient returns hc, or a new default client, with the rules every

@@ -125,7 +125,10 @@ func (ca *CA) httpClient(t testing.TB, cert *Cert) *http.Client {
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{cert.TLS}
 	}
-	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+	// Node.js closes an idle keep-alive connection after 5 s; a POST sent
+	// on one just as it closes fails with EOF and is not retried. Idle
+	// connections are dropped well before that.
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, IdleConnTimeout: 2 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
