@@ -13,6 +13,9 @@
 //     scopes/resource/audience until shortly before it expires.
 //   - exchange: the user's token traded (RFC 8693) for one scoped to the
 //     route, cached per user token and route until it expires.
+//
+// Client and exchanged tokens live in a Cache, which Sources of the same
+// service client may share (Options.Cache; see cache.go).
 //   - user_or_client, user_or_none, none: as named.
 //
 // A failed refresh is one of four things (oidc.IsDeadGrant,
@@ -56,6 +59,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -126,7 +130,10 @@ type Options struct {
 	// gets one at its next refresh, and this key, the process's, signs
 	// the client-credentials and exchange requests, whose tokens are
 	// cached per process too.
-	DPoP   *oidc.DPoPKey
+	DPoP *oidc.DPoPKey
+	// Cache holds the client-credentials and exchanged tokens; Sources
+	// may share one (see Cache). Nil: a Cache of this Source's own.
+	Cache  *Cache
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -147,11 +154,14 @@ type Source struct {
 	dpop          *oidc.DPoPKey
 	keys          dpopKeys
 
-	flight singleflight.Group
+	cache *Cache
+	// scope begins the cache keys of the routes' tokens (cacheScope).
+	scope string
+
+	flight singleflight.Group // by session lock key: refreshes in flight
 
 	mu      sync.Mutex
-	backoff map[string]backoff   // session lock key → next allowed refresh
-	cache   map[string]cachedTok // client and exchanged tokens
+	backoff map[string]backoff // session lock key → next allowed refresh
 	recent  map[string]recentRefresh
 }
 
@@ -173,13 +183,7 @@ type backoff struct {
 	step  time.Duration
 }
 
-type cachedTok struct {
-	token    string
-	expiry   time.Time
-	obtained time.Time
-}
-
-// maxCache bounds the client/exchange token cache and the backoff table.
+// maxCache bounds a Cache, the backoff table and the recent refreshes.
 const maxCache = 100_000
 
 // New returns a Source.
@@ -197,13 +201,17 @@ func New(o Options) *Source {
 		dpop:          o.DPoP,
 		log:           o.Logger,
 		now:           o.Now,
+		cache:         o.Cache,
 		backoff:       make(map[string]backoff),
-		cache:         make(map[string]cachedTok),
 		recent:        make(map[string]recentRefresh),
 	}
 	if s.service == nil {
 		s.service = s.oidc
 	}
+	if s.cache == nil {
+		s.cache = new(Cache)
+	}
+	s.scope = cacheScope(s.service, s.dpop)
 	if s.refreshBefore < 0 {
 		s.refreshBefore = DefaultRefreshBefore
 	}
@@ -302,7 +310,7 @@ type Route struct {
 	mode   Mode
 	policy *Policy
 	params oidc.TokenParams
-	key    string // cache key part for client/exchange tokens
+	key    string // cache key part for client/exchange tokens: scope and params
 }
 
 // Route returns the source for one route.
@@ -317,7 +325,8 @@ func (s *Source) Route(o RouteOptions) (*Route, error) {
 		return nil, fmt.Errorf("unknown token mode %q", o.Mode)
 	}
 	p := oidc.TokenParams{Scopes: o.Scopes, Resource: o.Resource, Audience: o.Audience}
-	return &Route{src: s, mode: o.Mode, policy: o.Require, params: p, key: strings.Join(o.Scopes, " ") + "|" + o.Resource + "|" + o.Audience}, nil
+	key := s.scope + " " + strconv.Quote(strings.Join(o.Scopes, " ")) + " " + strconv.Quote(o.Resource) + " " + strconv.Quote(o.Audience)
+	return &Route{src: s, mode: o.Mode, policy: o.Require, params: p, key: key}, nil
 }
 
 var (
@@ -706,7 +715,7 @@ func (s *Source) fail(key string) {
 	b.step = min(max(2*b.step, time.Second), 30*time.Second)
 	b.until = s.now().Add(b.step)
 	if len(s.backoff) >= maxCache {
-		s.pruneLocked()
+		s.pruneBackoffLocked()
 	}
 	s.backoff[key] = b
 }
@@ -717,33 +726,24 @@ func (s *Source) succeed(key string) {
 	s.mu.Unlock()
 }
 
-// pruneLocked drops expired backoffs and cached tokens; if the tables are
-// still full it empties them (tokens are re-fetched on demand).
-func (s *Source) pruneLocked() {
+// pruneBackoffLocked drops expired backoffs; if the table is still full
+// it empties it.
+func (s *Source) pruneBackoffLocked() {
 	now := s.now()
 	for k, b := range s.backoff {
 		if !now.Before(b.until) {
 			delete(s.backoff, k)
 		}
 	}
-	for k, c := range s.cache {
-		if !now.Before(c.expiry) {
-			delete(s.cache, k)
-		}
-	}
 	if len(s.backoff) >= maxCache {
 		clear(s.backoff)
 	}
-	if len(s.cache) >= maxCache {
-		clear(s.cache)
-	}
 }
 
-// cached returns a cached token that is not yet due.
+// cached returns a cached token that is not yet due by this Source's
+// clock and RefreshBefore.
 func (s *Source) cached(key string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.cache[key]
+	c, ok := s.cache.get(key)
 	if !ok || s.due(c.expiry, c.obtained, s.now()) {
 		return "", false
 	}
@@ -756,16 +756,12 @@ func (s *Source) store(key string, t *oidc.Tokens) {
 	if exp.IsZero() {
 		exp = now.Add(DefaultLifetime)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.cache) >= maxCache {
-		s.pruneLocked()
-	}
-	s.cache[key] = cachedTok{token: t.AccessToken, expiry: exp, obtained: now}
+	s.cache.put(key, cachedTok{token: t.AccessToken, expiry: exp, obtained: now}, now)
 }
 
-// fetch gets a token through the single-flight group: one call to the
-// provider per key at a time; waiters leave with their own ctx.
+// fetch gets a token through the cache's single-flight group: one call to
+// the provider per key at a time, whichever Source sharing the cache asks;
+// waiters leave with their own ctx.
 func (s *Source) fetch(ctx context.Context, key string, get func(context.Context) (*oidc.Tokens, error)) (string, error) {
 	if tok, ok := s.cached(key); ok {
 		return tok, nil
@@ -773,7 +769,7 @@ func (s *Source) fetch(ctx context.Context, key string, get func(context.Context
 	name, _, _ := strings.Cut(key, "|")
 	ctx, span := s.tracer.Start(ctx, "cloakroom.token."+name)
 	defer span.End()
-	ch := s.flight.DoChan(key, func() (any, error) {
+	ch := s.cache.flight.DoChan(key, func() (any, error) {
 		if tok, ok := s.cached(key); ok {
 			return tok, nil
 		}
