@@ -45,9 +45,10 @@ var allowed = map[string][]string{
 	"internal/demo/idp":            {},
 	"internal/oidctest/zitadelop":  {},
 	"internal/oidctest/gotool":     {},
-	"internal/oidctest/dex":        {"internal/oidctest/gotool"},
-	"internal/oidctest/hydra":      {"internal/oidctest/gotool"},
-	"internal/oidctest/nodeop":     {},
+	"internal/oidctest/recorder":   {},
+	"internal/oidctest/dex":        {"internal/oidctest/gotool", "internal/oidctest/recorder"},
+	"internal/oidctest/hydra":      {"internal/oidctest/gotool", "internal/oidctest/recorder"},
+	"internal/oidctest/nodeop":     {"internal/tlstest"},
 	"internal/server": {
 		"internal/admin", "internal/aggregate", "internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
 		"internal/metrics", "internal/proxy", "internal/ratelimit", "internal/session", "internal/session/memstore", "internal/session/filestore", "internal/session/redisstore", "internal/spa", "internal/tokens",

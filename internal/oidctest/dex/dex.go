@@ -26,7 +26,6 @@
 package dex
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -37,19 +36,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/oidctest/gotool"
+	"github.com/cloakroom/cloakroom/internal/oidctest/recorder"
 )
 
 // Version is the Dex release tools/dex pins.
@@ -62,8 +60,7 @@ const (
 	callTimeout  = 10 * time.Second
 )
 
-// maxBodyCapture bounds how much of a request or response body the
-// recording proxy buffers.
+// maxBodyCapture bounds how much of a response body is read.
 const maxBodyCapture = 1 << 20
 
 // The test user in Dex's staticPasswords. PasswordHash is the bcrypt hash
@@ -136,10 +133,8 @@ type Provider struct {
 	AuthorizationEndpoint, TokenEndpoint, UserinfoEndpoint, JWKSURI string
 	RevocationEndpoint, EndSessionEndpoint                          string
 
-	logs *syncBuffer
-
-	mu       sync.Mutex
-	requests []Request
+	logs *recorder.Buffer
+	rec  *recorder.Proxy
 }
 
 // Request is one request Dex answered through the proxy.
@@ -176,7 +171,7 @@ func Start(t testing.TB, redirectURI string, opts Options) *Provider {
 		Name:         Name,
 		Username:     Username,
 		Subject:      subject(UserID, connectorID),
-		logs:         &syncBuffer{},
+		logs:         &recorder.Buffer{},
 	}
 	if p.ClientSecret == "" {
 		p.ClientSecret = randomHex(t, 16)
@@ -196,7 +191,8 @@ func Start(t testing.TB, redirectURI string, opts Options) *Provider {
 		var proc *process
 		if proc, err = p.run(bin, dir, port, opts); err == nil {
 			t.Cleanup(func() { proc.stop(t) })
-			front.Config.Handler = p.proxy("http://127.0.0.1:" + strconv.Itoa(port))
+			p.rec = recorder.New(&url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, tokenPath, "client_secret", "password")
+			front.Config.Handler = p.rec
 			break
 		}
 	}
@@ -409,64 +405,15 @@ func (p *Provider) discover() error {
 // Logs returns what Dex has written to stdout and stderr so far.
 func (p *Provider) Logs() string { return p.logs.String() }
 
-// proxy forwards to Dex and records each request.
-func (p *Provider) proxy(target string) http.Handler {
-	u, _ := url.Parse(target)
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) },
-		ModifyResponse: func(resp *http.Response) error {
-			rec := Request{Method: resp.Request.Method, Path: resp.Request.URL.Path,
-				Query: resp.Request.URL.Query(), Status: resp.StatusCode, Time: time.Now()}
-			if f, ok := resp.Request.Context().Value(formKey{}).(url.Values); ok {
-				rec.Form = f
-			}
-			if rec.Path == tokenPath {
-				body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyCapture))
-				resp.Body.Close()
-				if err != nil {
-					return err
-				}
-				resp.Body = io.NopCloser(bytes.NewReader(body))
-				var tok struct {
-					RefreshToken string `json:"refresh_token"`
-					Error        string `json:"error"`
-				}
-				if json.Unmarshal(body, &tok) == nil {
-					rec.RefreshToken, rec.Error = tok.RefreshToken, tok.Error
-				}
-			}
-			p.mu.Lock()
-			p.requests = append(p.requests, rec)
-			p.mu.Unlock()
-			return nil
-		},
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.Body != nil {
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyCapture))
-			if err != nil {
-				http.Error(w, "reading the body", http.StatusBadRequest)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			if f, err := url.ParseQuery(string(body)); err == nil {
-				f.Del("client_secret")
-				f.Del("password")
-				r = r.WithContext(context.WithValue(r.Context(), formKey{}, f))
-			}
-		}
-		rp.ServeHTTP(w, r)
-	})
-}
-
-type formKey struct{}
-
 // Requests returns a copy of every request Dex answered so far, in order
 // of the answers.
 func (p *Provider) Requests() []Request {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]Request(nil), p.requests...)
+	var out []Request
+	for _, x := range p.rec.Exchanges() {
+		out = append(out, Request{Method: x.Method, Path: x.Path, Query: x.Query, Form: x.Form,
+			Status: x.Status, Error: x.Error, Time: x.Answered, RefreshToken: x.RefreshToken})
+	}
+	return out
 }
 
 // TokenRequests returns the token endpoint requests with the given
@@ -525,23 +472,6 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TokenResponse is Dex's answer to a token request made by

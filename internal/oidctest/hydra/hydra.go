@@ -39,18 +39,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cloakroom/cloakroom/internal/oidctest/gotool"
+	"github.com/cloakroom/cloakroom/internal/oidctest/recorder"
 )
 
 // Timeouts of the process's life cycle.
@@ -63,9 +62,11 @@ const (
 // maxFollowSteps bounds the redirects Follow walks.
 const maxFollowSteps = 20
 
-// maxBodyCapture bounds how much of a request or response body the
-// recording proxy buffers.
+// maxBodyCapture bounds how much of an admin API answer is read.
 const maxBodyCapture = 1 << 20
+
+// tokenPath is the path of Hydra's token endpoint.
+const tokenPath = "/oauth2/token"
 
 // Options configure [Start]. Zero values take Hydra's defaults.
 type Options struct {
@@ -98,11 +99,9 @@ type Provider struct {
 	AuthorizationEndpoint, TokenEndpoint, RevocationEndpoint string
 	EndSessionEndpoint, UserinfoEndpoint, JWKSURI            string
 
-	logs *syncBuffer
+	logs *recorder.Buffer
+	rec  *recorder.Proxy
 	app  *app
-
-	mu       sync.Mutex
-	requests []Request
 }
 
 // Request is one request Hydra's public port received through the proxy.
@@ -134,7 +133,7 @@ func Start(t testing.TB, opts Options) *Provider {
 		Email:         "alice@example.com",
 		Name:          "Alice Example",
 		EmailVerified: true,
-		logs:          &syncBuffer{},
+		logs:          &recorder.Buffer{},
 	}
 	// The proxy's address is the issuer, so it must exist before Hydra
 	// starts; its handler is installed once Hydra's public port is known.
@@ -153,7 +152,8 @@ func Start(t testing.TB, opts Options) *Provider {
 		var proc *process
 		if proc, err = p.run(bin, ports[0], ports[1], opts); err == nil {
 			t.Cleanup(func() { proc.stop(t) })
-			front.Config.Handler = p.proxy("http://127.0.0.1:" + strconv.Itoa(ports[0]))
+			p.rec = recorder.New(&url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(ports[0])}, tokenPath)
+			front.Config.Handler = p.rec
 			break
 		}
 	}
@@ -292,75 +292,15 @@ func (p *Provider) discover() error {
 // Logs returns what Hydra has written to stdout and stderr so far.
 func (p *Provider) Logs() string { return p.logs.String() }
 
-// proxy forwards to Hydra's public port and records each request.
-func (p *Provider) proxy(target string) http.Handler {
-	u, _ := url.Parse(target)
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) },
-		ModifyResponse: func(resp *http.Response) error {
-			rec := Request{Method: resp.Request.Method, Path: resp.Request.URL.Path,
-				Query: resp.Request.URL.Query(), Status: resp.StatusCode}
-			if at, ok := resp.Request.Context().Value(timeKey{}).(time.Time); ok {
-				rec.Time = at
-			}
-			if f, ok := resp.Request.Context().Value(formKey{}).(url.Values); ok {
-				rec.Form = f
-				rec.ClientID = f.Get("client_id")
-			}
-			if user, _, ok := resp.Request.BasicAuth(); ok {
-				if id, err := url.QueryUnescape(user); err == nil {
-					rec.ClientID = id
-				}
-			}
-			if rec.Path == "/oauth2/token" {
-				body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyCapture))
-				resp.Body.Close()
-				if err != nil {
-					return err
-				}
-				resp.Body = io.NopCloser(bytes.NewReader(body))
-				var tok struct {
-					RefreshToken string `json:"refresh_token"`
-					Error        string `json:"error"`
-				}
-				if json.Unmarshal(body, &tok) == nil {
-					rec.RefreshToken, rec.Error = tok.RefreshToken, tok.Error
-				}
-			}
-			p.mu.Lock()
-			p.requests = append(p.requests, rec)
-			p.mu.Unlock()
-			return nil
-		},
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(context.WithValue(r.Context(), timeKey{}, time.Now()))
-		if r.Method == http.MethodPost && r.Body != nil {
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyCapture))
-			if err != nil {
-				http.Error(w, "reading the body", http.StatusBadRequest)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			if f, err := url.ParseQuery(string(body)); err == nil {
-				r = r.WithContext(context.WithValue(r.Context(), formKey{}, f))
-			}
-		}
-		rp.ServeHTTP(w, r)
-	})
-}
-
-type (
-	formKey struct{}
-	timeKey struct{}
-)
-
 // Requests returns a copy of every request Hydra's public port answered so
 // far, in order of the answers.
 func (p *Provider) Requests() []Request {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]Request(nil), p.requests...)
+	var out []Request
+	for _, x := range p.rec.Exchanges() {
+		out = append(out, Request{Method: x.Method, Path: x.Path, Query: x.Query, Form: x.Form, ClientID: x.ClientID,
+			Time: x.Received, Status: x.Status, RefreshToken: x.RefreshToken, Error: x.Error})
+	}
+	return out
 }
 
 // TokenRequests returns the token endpoint requests with the given
@@ -368,7 +308,7 @@ func (p *Provider) Requests() []Request {
 func (p *Provider) TokenRequests(grantType string) []Request {
 	var out []Request
 	for _, r := range p.Requests() {
-		if r.Method == http.MethodPost && r.Path == "/oauth2/token" && (grantType == "" || r.Form.Get("grant_type") == grantType) {
+		if r.Method == http.MethodPost && r.Path == tokenPath && (grantType == "" || r.Form.Get("grant_type") == grantType) {
 			out = append(out, r)
 		}
 	}
@@ -604,21 +544,4 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatalf("hydra: %v", err)
 	}
 	return hex.EncodeToString(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
