@@ -1,8 +1,9 @@
 // Package tlstest makes throwaway certificate authorities for tests: a CA,
 // server certificates for the names a test needs, client certificates by
 // common name, each also written as PEM files in a temporary directory, as
-// a configuration names them. It is test support: only _test.go files
-// import it.
+// a configuration names them, and self-signed client certificates. It is
+// test support: only tests import it, _test.go files and the test-support
+// packages under internal/oidctest.
 package tlstest
 
 import (
@@ -98,10 +99,30 @@ func (ca *CA) Expired(t testing.TB, commonName string) *Cert {
 	return ca.issue(t, tmpl)
 }
 
+// SelfSigned makes a self-signed client certificate with subject
+// "CN=<commonName>", whose files live in a temporary directory of t.
+func SelfSigned(t testing.TB, commonName string) *Cert {
+	t.Helper()
+	tmpl := template(t, commonName)
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	return issue(t, t.TempDir(), tmpl, nil)
+}
+
 func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate) *Cert {
 	t.Helper()
+	return issue(t, ca.dir, tmpl, ca)
+}
+
+// issue makes a certificate from tmpl for a new key, signed by ca (by the
+// key itself when ca is nil), and writes it and the key into dir.
+func issue(t testing.TB, dir string, tmpl *x509.Certificate, ca *CA) *Cert {
+	t.Helper()
 	key := newKey(t)
-	cert := create(t, tmpl, ca.Cert, key.Public(), ca.Key)
+	parent, signer := tmpl, crypto.Signer(key)
+	if ca != nil {
+		parent, signer = ca.Cert, ca.Key
+	}
+	cert := create(t, tmpl, parent, key.Public(), signer)
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatalf("tlstest: %v", err)
@@ -109,8 +130,8 @@ func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate) *Cert {
 	return &Cert{
 		Cert:     cert,
 		Key:      key,
-		CertFile: writePEM(t, ca.dir, "cert-*.pem", "CERTIFICATE", cert.Raw),
-		KeyFile:  writePEM(t, ca.dir, "key-*.pem", "PRIVATE KEY", der),
+		CertFile: writePEM(t, dir, "cert-*.pem", "CERTIFICATE", cert.Raw),
+		KeyFile:  writePEM(t, dir, "key-*.pem", "PRIVATE KEY", der),
 		TLS:      tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert},
 	}
 }
