@@ -116,11 +116,13 @@ func (sh *shared) frontend(fc frontendConfig) (*frontend, error) {
 
 // tokenSource hands out the frontend's tokens: its users' through its own
 // client, client-credentials and exchanged ones through the service client
-// when one is configured. Its cache of client-credentials and exchanged
-// tokens is its own: frontends with the same service client at the same
-// provider each fetch their client token once (a cache shared by issuer,
-// client ID and token parameters would save those fetches, and leak
-// nothing between frontends, but is not built yet).
+// when one is configured. Their cache is the gateway's (shared.tokenCache,
+// one per build, as the oidc.Provider of each issuer), keyed by issuer,
+// client ID, client certificate, DPoP key and token parameters (see
+// tokens.Cache): frontends with the same service client at the same
+// provider fetch each such token once between them, and frontends of
+// other clients, keys or providers never get each other's tokens. Refresh
+// backoffs stay per frontend, with its sessions.
 func (f *frontend) tokenSource() *tokens.Source {
 	cfg, sh := f.cfg, f.sh
 	service := f.oidc
@@ -137,6 +139,7 @@ func (f *frontend) tokenSource() *tokens.Source {
 		OnRefresh:     sh.met.Frontend(f.name).Refresh,
 		Tracer:        sh.tr.tracer(),
 		DPoP:          f.dpop.key,
+		Cache:         sh.tokenCache,
 		Logger:        sh.log,
 		Now:           sh.o.Now,
 	})

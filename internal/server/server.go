@@ -170,11 +170,14 @@ type shared struct {
 	// providers are shared by the clients of each issuer (one discovery,
 	// one JWKS), by issuer.
 	providers map[string]*oidc.Provider
+	// tokenCache holds every frontend's client-credentials and exchanged
+	// tokens: frontends of the same service client share them.
+	tokenCache *tokens.Cache
 }
 
 // newShared builds the parts of cfg that frontends share.
 func newShared(cfg *config.Config, o Options) (*shared, error) {
-	sh := &shared{o: o, log: o.Logger, met: o.Metrics, tr: o.tracing, store: o.store, cookieMode: cfg.Session.Store == "cookie", keys: cfg.Session.KeyBytes(), providers: map[string]*oidc.Provider{}}
+	sh := &shared{o: o, log: o.Logger, met: o.Metrics, tr: o.tracing, store: o.store, cookieMode: cfg.Session.Store == "cookie", keys: cfg.Session.KeyBytes(), providers: map[string]*oidc.Provider{}, tokenCache: new(tokens.Cache)}
 	if sh.log == nil {
 		sh.log = slog.New(slog.DiscardHandler)
 	}
