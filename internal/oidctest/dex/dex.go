@@ -55,7 +55,7 @@ const Version = "v2.45.1"
 
 // Timeouts of the process's life cycle.
 const (
-	startTimeout = 60 * time.Second
+	startTimeout = 3 * time.Minute
 	stopTimeout  = 10 * time.Second
 	callTimeout  = 10 * time.Second
 )

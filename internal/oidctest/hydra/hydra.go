@@ -54,7 +54,7 @@ import (
 
 // Timeouts of the process's life cycle.
 const (
-	startTimeout = 60 * time.Second
+	startTimeout = 3 * time.Minute
 	stopTimeout  = 10 * time.Second
 	callTimeout  = 10 * time.Second
 )
