@@ -409,3 +409,38 @@ func StartSentinel(t testing.TB, master *Server, name string) *Server {
 		}
 	}
 }
+
+// StartReplica starts a redis-server replicating master, waits until the
+// master reports it connected and in sync, and stops it when t ends.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	bin := lookup(t, "redis-server")
+	dir := t.TempDir()
+	host, port, _ := net.SplitHostPort(master.Addr)
+	var s *Server
+	var err error
+	for range 5 {
+		s = newServer(t, bin, dir, freePort(t))
+		s.args = append(s.args, "--replicaof", host, port)
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redistest: replica: %v", err)
+	}
+	t.Cleanup(s.cleanup)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for {
+		reply, err := command(s.Addr, "INFO", "replication")
+		if err == nil && strings.Contains(reply, "master_link_status:up") {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("redistest: replica %s not in sync with %s: %v %q", s.Addr, master.Addr, err, reply)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

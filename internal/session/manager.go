@@ -332,7 +332,9 @@ func (m *Manager) Touch(ctx context.Context, s *Session) error {
 		return nil
 	}
 	s.LastSeen = now
-	return m.Save(ctx, s)
+	// Losing a touch only ends the session a little early: a store need
+	// not wait for replicas (Lossy).
+	return m.Save(context.WithValue(ctx, lossyKey{}, true), s)
 }
 
 // Save writes s under its ticket id.

@@ -108,3 +108,15 @@ type Store interface {
 type Locker interface {
 	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
 }
+
+// lossyKey marks a context whose store writes may be lost harmlessly.
+type lossyKey struct{}
+
+// Lossy reports whether the writes made with ctx may be lost without harm
+// (the idle-timeout touch), so that a store need not wait for replicas to
+// acknowledge them. Every other write (a new session, rotated tokens) is
+// durable.
+func Lossy(ctx context.Context) bool {
+	v, _ := ctx.Value(lossyKey{}).(bool)
+	return v
+}

@@ -47,6 +47,31 @@
 //
 // # Failures
 //
+// # Replicas
+//
+// Redis replicates asynchronously: a write the primary acknowledged is lost
+// if a replica that never received it is promoted. So a durable Set (every
+// Set except those whose context session.Lossy marks, the idle-timeout
+// touches) is followed, on the same connection, by WAIT: it succeeds only
+// once a replica has acknowledged it, within wait_timeout (default 500ms),
+// and otherwise returns an error wrapping ErrNotReplicated, which the
+// gateway answers with 503. The write itself did reach the primary, so a
+// later read from it sees the write; only a failover can drop it.
+//
+// By default (wait_replicas=auto) the store waits for one replica when the
+// primary, with the same replication ID, has reported a connected replica
+// in the last minute (INFO replication, asked at most every 5s and after
+// every write no replica acknowledged). So a standalone Redis never waits;
+// an old primary whose replica was just promoted away still makes writes
+// wait, and fail, for that minute, which covers the window before clients
+// follow the failover; the promoted primary (a new replication ID) is
+// written to without waiting while it has no replica of its own; and a
+// deployment left without any replica for longer than the minute writes
+// without waiting again. wait_replicas=N waits for N replicas always (0
+// never waits), as strict as Redis's min-replicas-to-write.
+//
+// # Failures
+//
 // Connection failures are returned as errors wrapping the cause, never as
 // session.ErrNotFound, which means a real miss. Idempotent operations are
 // retried up to 4 attempts with jittered backoff (about 200ms in all),
@@ -98,6 +123,14 @@ const (
 	maxAttempts = 4
 	// unlockTimeout bounds the compare-and-delete that releases a lock.
 	unlockTimeout = 2 * time.Second
+	// defaultWaitTimeout bounds how long a durable write waits for a
+	// replica unless the URL sets wait_timeout.
+	defaultWaitTimeout = 500 * time.Millisecond
+	// replicaCheckEvery spaces the INFO replication checks of the default
+	// wait_replicas=auto; replicaMemory is how long a replica once seen is
+	// still waited for.
+	replicaCheckEvery = 5 * time.Second
+	replicaMemory     = time.Minute
 	// lockWaitMin and lockWaitJitter space the attempts to take a held
 	// lock.
 	lockWaitMin    = 10 * time.Millisecond
@@ -124,7 +157,9 @@ type Options struct {
 	// rueidis query parameters also apply: dial_timeout and write_timeout
 	// (durations, default 3s), client_name (default "cloakroom"),
 	// skip_verify (TLS without verification: insecure), protocol=2 (RESP2,
-	// which disables client-side caching).
+	// which disables client-side caching). This package's own parameters:
+	// wait_replicas (auto, the default, or a number of replicas) and
+	// wait_timeout (a duration, default 500ms): see Replicas above.
 	URL string
 	// Prefix starts every key; default "cloakroom:". It must not contain
 	// braces: the store wraps it in a Cluster hash tag.
@@ -152,6 +187,15 @@ type Store struct {
 	lockPrefix  string // {P}:l:
 	fenceKey    string // {P}:fence, never written
 
+	wait waitPolicy
+	// mu guards checked and seen, the times of the last INFO replication
+	// and of the last one that reported a connected replica, and replID,
+	// the primary's replication ID at seen.
+	mu      sync.Mutex
+	checked time.Time
+	seen    time.Time
+	replID  string
+
 	closeOnce sync.Once
 }
 
@@ -177,7 +221,7 @@ func New(o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opt, err := clientOption(o.URL)
+	opt, wait, err := clientOption(o.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +251,7 @@ func New(o Options) (*Store, error) {
 		tagPrefix:   tag + "t:",
 		lockPrefix:  tag + "l:",
 		fenceKey:    tag + "fence",
+		wait:        wait,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opt.Dialer.Timeout+opt.ConnWriteTimeout)
 	defer cancel()
@@ -217,9 +262,53 @@ func New(o Options) (*Store, error) {
 	return s, nil
 }
 
+// ErrNotReplicated is wrapped by the error of a durable write that no
+// replica acknowledged in time. The primary holds the write.
+var ErrNotReplicated = errors.New("no replica acknowledged the write in time")
+
+// waitPolicy is how durable writes wait for replicas.
+type waitPolicy struct {
+	auto     bool  // wait for one replica while one was seen recently
+	replicas int64 // otherwise: this many, 0 for none
+	timeout  time.Duration
+}
+
+// parseWait takes this package's own query parameters out of q.
+func parseWait(q url.Values) (waitPolicy, error) {
+	w := waitPolicy{auto: true, timeout: defaultWaitTimeout}
+	if v := q.Get("wait_replicas"); v != "" && v != "auto" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return w, fmt.Errorf("redisstore: invalid URL: wait_replicas %q is not auto or a number of replicas", v)
+		}
+		w.auto, w.replicas = false, n
+	}
+	if v := q.Get("wait_timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond {
+			return w, fmt.Errorf("redisstore: invalid URL: wait_timeout %q is not a duration of at least 1ms", v)
+		}
+		w.timeout = d
+	}
+	q.Del("wait_replicas")
+	q.Del("wait_timeout")
+	return w, nil
+}
+
 // clientOption turns the URL into rueidis options, adding the sentinel
-// and host-list forms and this package's timeouts.
-func clientOption(raw string) (rueidis.ClientOption, error) {
+// and host-list forms and this package's timeouts, and returns this
+// package's replica wait policy.
+func clientOption(raw string) (rueidis.ClientOption, waitPolicy, error) {
+	opt, err := clientOptionOnly(raw)
+	if err != nil {
+		return opt, waitPolicy{}, err
+	}
+	u, _ := url.Parse(raw)
+	w, err := parseWait(u.Query())
+	return opt, w, err
+}
+
+func clientOptionOnly(raw string) (rueidis.ClientOption, error) {
 	var opt rueidis.ClientOption
 	if raw == "" {
 		return opt, errors.New("redisstore: empty URL")
@@ -229,6 +318,9 @@ func clientOption(raw string) (rueidis.ClientOption, error) {
 		return opt, urlError(raw)
 	}
 	q := u.Query()
+	if _, err := parseWait(q); err != nil {
+		return opt, err
+	}
 	sentinel := false
 	switch u.Scheme {
 	case "redis-sentinel", "valkey-sentinel":
@@ -415,11 +507,91 @@ func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration
 	// caller gets its buffer back.
 	args = append(args, string(v), strconv.FormatInt(ms, 10), s.tagPrefix, key)
 	args = append(args, tags...)
-	err := s.eval(ctx, setScript, true, []string{s.entryPrefix + key, s.metaPrefix + key}, args).Error()
-	if err != nil {
+	keys := []string{s.entryPrefix + key, s.metaPrefix + key}
+	n := int64(0)
+	if !session.Lossy(ctx) {
+		n = s.replicas(ctx)
+	}
+	if n == 0 {
+		if err := s.eval(ctx, setScript, true, keys, args).Error(); err != nil {
+			return fmt.Errorf("redisstore: set: %w", err)
+		}
+		return nil
+	}
+	// WAIT counts the replicas that acknowledged this connection's writes,
+	// so it must follow the script on the same connection: rueidis sends a
+	// DoMulti holding a blocking command on one dedicated connection, to
+	// the node of the script's slot.
+	cmd := s.client.B().Eval().Script(setScript).Numkeys(2).Key(keys...).Arg(args...).Build()
+	wait := s.client.B().Wait().Numreplicas(n).Timeout(max(s.wait.timeout.Milliseconds(), 1)).Build()
+	res := s.client.DoMulti(ctx, cmd, wait)
+	// The fence on the shared connection orders this process's cache
+	// invalidations before the next Get, as for every other write.
+	fenceErr := s.client.Do(ctx, s.fence()).Error()
+	if err := res[0].Error(); err != nil {
 		return fmt.Errorf("redisstore: set: %w", err)
 	}
+	got, err := res[1].AsInt64()
+	if err != nil {
+		return fmt.Errorf("redisstore: set: wait for replicas: %w", err)
+	}
+	if got < n {
+		if s.wait.auto {
+			s.mu.Lock()
+			s.checked = time.Time{} // ask again on the next write
+			s.mu.Unlock()
+		}
+		return fmt.Errorf("redisstore: set: %w (%d of %d within %v)", ErrNotReplicated, got, n, s.wait.timeout)
+	}
+	if fenceErr != nil {
+		return fmt.Errorf("redisstore: set: %w", fenceErr)
+	}
 	return nil
+}
+
+// replicas is how many replicas a durable write waits for.
+func (s *Store) replicas(ctx context.Context) int64 {
+	if !s.wait.auto {
+		return s.wait.replicas
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.checked) >= replicaCheckEvery {
+		s.checked = now
+		// INFO has no key: in a DoMulti with the fence it goes to the
+		// node that holds the store's slot.
+		res := s.client.DoMulti(ctx, s.fence(), s.client.B().Info().Section("replication").Build())
+		if info, err := res[1].ToString(); err == nil {
+			replicas, id := replication(info)
+			switch {
+			case replicas > 0:
+				s.seen, s.replID = now, id
+			case id != s.replID:
+				// A promoted primary: no write to it can be lost to a
+				// replica that never saw it, since it has none.
+				s.seen, s.replID = time.Time{}, ""
+			}
+		}
+	}
+	if !s.seen.IsZero() && now.Sub(s.seen) < replicaMemory {
+		return 1
+	}
+	return 0
+}
+
+// replication reads connected_slaves and master_replid from INFO
+// replication.
+func replication(info string) (replicas int, id string) {
+	for line := range strings.Lines(info) {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "connected_slaves:"); ok {
+			replicas, _ = strconv.Atoi(v)
+		} else if v, ok := strings.CutPrefix(line, "master_replid:"); ok {
+			id = v
+		}
+	}
+	return replicas, id
 }
 
 // deleteScript removes an entry, its tag list and its index memberships.
