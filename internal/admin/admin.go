@@ -45,7 +45,10 @@ type Options struct {
 	// Token is the bearer token of the session API; empty turns it off.
 	Token  string
 	Checks map[string]Check
-	Logger *slog.Logger
+	// Warnings, when set, are shown by /readyz under "warnings" (omitted
+	// when empty) without making it fail: what an operator should fix.
+	Warnings func() map[string]string
+	Logger   *slog.Logger
 	// Extra handlers (e.g. /metrics) mounted as they are.
 	Extra map[string]http.Handler
 }
@@ -122,7 +125,13 @@ func (h *handler) ready(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		code = http.StatusServiceUnavailable
 	}
-	return httpx.JSON(w, code, map[string]any{"ready": ok, "checks": status})
+	body := map[string]any{"ready": ok, "checks": status}
+	if h.o.Warnings != nil {
+		if ws := h.o.Warnings(); len(ws) > 0 {
+			body["warnings"] = ws
+		}
+	}
+	return httpx.JSON(w, code, body)
 }
 
 // Info is what operators see of a session.

@@ -28,11 +28,13 @@ func named(name string, h http.Handler) http.Handler {
 // and has that serve it, then writes one access-log line and the request
 // metrics, both with the frontend's name. The log line names the session by a prefix of its handle (a
 // keyed hash of the ticket), never the ticket, and the path without its
-// query (which may hold an authorization code).
-func observe(m *metrics.Metrics, set *frontendSet, log *slog.Logger, accessOut io.Writer) http.Handler {
+// query (which may hold an authorization code). lb counts the requests
+// that say a proxy trusted_proxies does not list is in front (lbwarn.go).
+func observe(m *metrics.Metrics, set *frontendSet, log *slog.Logger, accessOut io.Writer, lb *lbWarning) http.Handler {
 	access := accessLog{w: accessOut, log: log}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		lb.observe(r)
 		info := &httpx.Info{RequestID: newRequestID(), Route: "other"}
 		w.Header()["X-Request-Id"] = []string{info.RequestID}
 		sw := &statusWriter{ResponseWriter: w}

@@ -109,7 +109,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		list = append(list, f)
 	}
 	set := newFrontendSet(list)
-	h := sh.tr.handler(observe(sh.met, set, sh.log, o.AccessLog))
+	h := sh.tr.handler(observe(sh.met, set, sh.log, o.AccessLog, sh.lb))
 	return &Server{
 		Handler: h, Admin: sh.admin(cfg, set), OIDC: list[0].oidc, frontends: set,
 		store: sh.store, log: sh.log, tracing: sh.tr,
@@ -164,6 +164,7 @@ type shared struct {
 	keys       [][]byte
 	trusted    []netip.Prefix
 	ip         func(*http.Request) string
+	lb         *lbWarning // see lbwarn.go
 	locker     session.Locker
 	replay     session.Store
 	dpop       dpopWiring
@@ -207,6 +208,7 @@ func newShared(cfg *config.Config, o Options) (*shared, error) {
 		sh.trusted = append(sh.trusted, pfx)
 	}
 	sh.ip = clientIPFunc(sh.trusted)
+	sh.lb = newLBWarning(sh.trusted, sh.log)
 	var ok bool
 	if sh.locker, ok = sh.store.(session.Locker); !ok {
 		sh.locker = &session.LocalLocker{Now: o.Now} // cookie mode: refreshes are shared within this process
@@ -339,7 +341,7 @@ func (sh *shared) admin(cfg *config.Config, set *frontendSet) http.Handler {
 		}
 	}
 	return admin.New(admin.Options{
-		Frontends: sessions, Token: cfg.AdminToken, Checks: checks, Logger: sh.log,
+		Frontends: sessions, Token: cfg.AdminToken, Checks: checks, Warnings: sh.lb.warnings, Logger: sh.log,
 		Extra: map[string]http.Handler{"GET /metrics": sh.met.Handler()},
 	})
 }
