@@ -123,7 +123,10 @@ func (m *Manager) FirstUse(ctx context.Context, locker Locker, store Store, v st
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, fmt.Errorf("session store: %w", err)
 	}
-	if err := store.Set(ctx, key, []byte{1}, ttl); err != nil {
+	// A marker lost in a failover reopens the window it closes for no
+	// longer than ttl, as before replicas were waited for: it is Lossy, so
+	// a DPoP proof does not wait for a replica on every call.
+	if err := store.Set(context.WithValue(ctx, lossyKey{}, true), key, []byte{1}, ttl); err != nil {
 		return false, fmt.Errorf("session store: %w", err)
 	}
 	return true, nil

@@ -113,9 +113,9 @@ type Locker interface {
 type lossyKey struct{}
 
 // Lossy reports whether the writes made with ctx may be lost without harm
-// (the idle-timeout touch), so that a store need not wait for replicas to
-// acknowledge them. Every other write (a new session, rotated tokens) is
-// durable.
+// (the idle-timeout touch, FirstUse's replay markers), so that a store need
+// not wait for replicas to acknowledge them. Every other write (a new
+// session, rotated tokens) is durable.
 func Lossy(ctx context.Context) bool {
 	v, _ := ctx.Value(lossyKey{}).(bool)
 	return v

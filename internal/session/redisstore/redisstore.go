@@ -51,8 +51,8 @@
 //
 // Redis replicates asynchronously: a write the primary acknowledged is lost
 // if a replica that never received it is promoted. So a durable Set (every
-// Set except those whose context session.Lossy marks, the idle-timeout
-// touches) is followed, on the same connection, by WAIT: it succeeds only
+// Set except those whose context session.Lossy marks: idle-timeout touches
+// and replay markers) is followed, on the same connection, by WAIT: it succeeds only
 // once a replica has acknowledged it, within wait_timeout (default 500ms),
 // and otherwise returns an error wrapping ErrNotReplicated, which the
 // gateway answers with 503. The write itself did reach the primary, so a

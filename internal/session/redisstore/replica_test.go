@@ -51,8 +51,9 @@ func TestDurableWritesWaitForReplica(t *testing.T) {
 	}
 }
 
-// TestTouchDoesNotWait: an idle-timeout touch is written without waiting
-// for a replica, so it succeeds while no replica answers.
+// TestTouchDoesNotWait: an idle-timeout touch and a replay marker are
+// written without waiting for a replica, so they succeed while no replica
+// answers; a Save of the session still waits, and fails.
 func TestTouchDoesNotWait(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
@@ -71,6 +72,9 @@ func TestTouchDoesNotWait(t *testing.T) {
 	clk.t = clk.t.Add(2 * time.Minute)
 	if err := m.Touch(ctx, sess); err != nil {
 		t.Errorf("Touch without a replica: got %v, want success", err)
+	}
+	if first, err := m.FirstUse(ctx, s, s, "jti", time.Minute); !first || err != nil {
+		t.Errorf("FirstUse without a replica: got %t %v, want true <nil>", first, err)
 	}
 	if err := m.Save(ctx, sess); !errors.Is(err, redisstore.ErrNotReplicated) {
 		t.Errorf("Save without a replica: got %v, want ErrNotReplicated", err)
