@@ -273,6 +273,12 @@ type Frontend struct {
 	CSP string `yaml:"csp"`
 }
 
+// rate_limit.store values.
+const (
+	RateLimitLocal   = "local"
+	RateLimitSession = "session"
+)
+
 // RateLimit bounds request rates per client; 0 turns a limit off.
 type RateLimit struct {
 	// APIPerSecond limits API and composite calls per session (per client
@@ -281,6 +287,10 @@ type RateLimit struct {
 	// LoginPerMinute limits /bff/login and the callback per client IP;
 	// bursts of as many pass. Default 30.
 	LoginPerMinute int `yaml:"login_per_minute"`
+	// Store keeps the counters: local (each instance its own) or session
+	// (in the Redis session store, one budget shared by every instance;
+	// requires a Redis session.store). Default "": local.
+	Store string `yaml:"store"`
 }
 
 // API is one proxied route.

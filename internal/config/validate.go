@@ -389,6 +389,15 @@ func (v *validator) session() {
 	if rl := v.c.RateLimit; rl.APIPerSecond < 0 || rl.LoginPerMinute < 0 {
 		v.errorf("rate_limit", "limits must not be negative: 0 turns a limit off")
 	}
+	switch v.c.RateLimit.Store {
+	case "", RateLimitLocal:
+	case RateLimitSession:
+		if !isRedisStore(s.Store) {
+			v.errorf("rate_limit.store", "session needs a Redis session.store (redis://, rediss://, ...): write local for counters per instance")
+		}
+	default:
+		v.errorf("rate_limit.store", "must be local or session, not %q", v.c.RateLimit.Store)
+	}
 	if s.MaxSessions < 0 {
 		v.errorf("session.max_sessions", "must not be negative: write e.g. 100000, or 0 for no limit")
 	}

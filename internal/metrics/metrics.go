@@ -36,6 +36,7 @@ type Metrics struct {
 	logouts     *prometheus.CounterVec
 	rejections  *prometheus.CounterVec
 	clientAuth  *prometheus.CounterVec
+	limitErrors prometheus.Counter
 
 	// Children of the per-request instruments, by label values: the hot
 	// path finds its counter with one map read instead of hashing and
@@ -118,7 +119,10 @@ func New() *Metrics {
 	m.clientAuth = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cloakroom_client_auth_failures_total", Help: "Token requests the identity provider refused for the gateway's client credentials (invalid_client or 401), by grant: a configuration fault.",
 	}, []string{"grant"})
-	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.logins, m.refreshes, m.refreshWait, m.logouts, m.rejections, m.clientAuth)
+	m.limitErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloakroom_rate_limit_store_errors_total", Help: "Rate-limit checks the shared store (rate_limit.store: session) could not answer; each let its request through.",
+	})
+	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.logins, m.refreshes, m.refreshWait, m.logouts, m.rejections, m.clientAuth, m.limitErrors)
 	return m
 }
 
@@ -169,6 +173,10 @@ func (f Frontend) Upstream(route string, d time.Duration) {
 // ClientAuthFailure counts a token request refused for the client's
 // credentials; grant is one of a few OAuth grant names.
 func (m *Metrics) ClientAuthFailure(grant string) { m.clientAuth.WithLabelValues(grant).Inc() }
+
+// RateLimitStoreError counts a rate-limit check the shared store could
+// not answer, which let its request through.
+func (m *Metrics) RateLimitStoreError() { m.limitErrors.Inc() }
 
 // methodClass folds methods into a bounded set.
 func methodClass(method string) string {

@@ -128,6 +128,18 @@ func (sh *shard) sweepLocked(now time.Time) {
 
 // Middleware limits requests by key(r); a request whose key is "" passes.
 func (l *Limiter) Middleware(key func(*http.Request) string, next http.Handler) http.Handler {
+	return Middleware(l, key, next)
+}
+
+// Allower takes one event for a key, as Limiter does; other stores of
+// counters (redisstore.Limiter, shared by instances) implement it too.
+type Allower interface {
+	Allow(key string) (bool, time.Duration)
+}
+
+// Middleware limits requests by key(r) with l, answering 429 with
+// Retry-After when l refuses; a request whose key is "" passes.
+func Middleware(l Allower, key func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k := key(r)
 		if k != "" {

@@ -62,7 +62,7 @@ type frontend struct {
 	creds    *clientCredentials
 	dpop     dpopWiring
 	check    *csrf.Checker
-	apiLimit *ratelimit.Limiter
+	apiLimit limiter // see ratelimit.go
 }
 
 // frontend builds one frontend: its provider client and sessions, then
@@ -90,7 +90,9 @@ func (sh *shared) frontend(fc frontendConfig) (*frontend, error) {
 	f.check.OnReject = func() { sh.met.Frontend(f.name).Rejection("csrf") }
 	f.tokens = f.tokenSource()
 	if n := cfg.RateLimit.APIPerSecond; n > 0 {
-		f.apiLimit = ratelimit.New(float64(n), 2*n, sh.o.Now)
+		if f.apiLimit, err = f.limiter("api", float64(n), 2*n); err != nil {
+			return nil, err
+		}
 	}
 
 	mux := http.NewServeMux()
@@ -233,7 +235,7 @@ func (f *frontend) limitAPI(h http.Handler) http.Handler {
 		return h
 	}
 	sessions, ip := f.sessions, f.sh.ip
-	return f.apiLimit.Middleware(func(r *http.Request) string {
+	return ratelimit.Middleware(f.apiLimit, func(r *http.Request) string {
 		if t := sessions.Ticket(r); t != "" {
 			return "s\x00" + t
 		}
@@ -351,7 +353,11 @@ func (f *frontend) edge(mux http.Handler) (http.Handler, error) {
 	cfg := f.cfg
 	h := f.sessions.Middleware(limitMediation(f.limitAPI, f.prefix+bff.TokenPath, mux))
 	if n := cfg.RateLimit.LoginPerMinute; n > 0 {
-		h = limitPaths(ratelimit.New(float64(n)/60, n, f.sh.o.Now), f.sh.ip, []string{f.prefix + bff.LoginPath, cfg.OIDC.CallbackPath}, h)
+		l, err := f.limiter("login", float64(n)/60, n)
+		if err != nil {
+			return nil, err
+		}
+		h = limitPaths(l, f.sh.ip, []string{f.prefix + bff.LoginPath, cfg.OIDC.CallbackPath}, h)
 	}
 	h, err := csrf.CrossOrigin(cfg.CORS.AllowedOrigins, h)
 	if err != nil {

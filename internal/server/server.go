@@ -488,8 +488,8 @@ func requirePolicy(gate *tokens.Route, log *slog.Logger, next http.Handler) http
 }
 
 // limitPaths applies l, keyed by client IP, to requests for paths.
-func limitPaths(l *ratelimit.Limiter, ip func(*http.Request) string, paths []string, next http.Handler) http.Handler {
-	limited := l.Middleware(ip, next)
+func limitPaths(l limiter, ip func(*http.Request) string, paths []string, next http.Handler) http.Handler {
+	limited := ratelimit.Middleware(l, ip, next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if slices.Contains(paths, r.URL.Path) {
 			limited.ServeHTTP(w, r)
