@@ -58,6 +58,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
+	// The first SIGTERM or SIGINT ends ctx (see run); a second one ends
+	// shutdown_delay early.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	hurry := make(chan struct{})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-sig:
+				if n++; n == 2 {
+					close(hurry)
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
 	// A heap floor for the collector (see internal/gctune), unless the
 	// operator chose a GOGC.
 	if _, set := os.LookupEnv("GOGC"); !set {
@@ -67,6 +88,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Logger:     log,
 		AccessLog:  out,
 		Reload:     reload,
+		Hurry:      hurry,
 		LoadConfig: func() (*config.Config, error) { return config.Load(*path, os.LookupEnv) },
 	}
 	if err := server.Run(ctx, cfg, opts); err != nil {

@@ -66,6 +66,13 @@ type Config struct {
 	// TrustedProxies are CIDRs or bare IPs whose X-Forwarded-* headers are
 	// believed. Default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ShutdownDelay is how long, after SIGTERM, the gateway keeps
+	// accepting and serving on listen while /readyz already answers 503,
+	// so that load balancers take it out before it stops accepting; then
+	// in-flight requests drain. A second signal ends the delay early.
+	// Default 0: drain at once (Kubernetes' preStop sleep, or no load
+	// balancer at all). At most 5m.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
 
 	OIDC       OIDC        `yaml:"oidc"`
 	Session    Session     `yaml:"session"`

@@ -26,6 +26,7 @@ func (c *Config) Validate() []Problem {
 	}
 	v := &validator{c: c}
 	v.addresses()
+	v.shutdownDelay()
 	v.publicURL()
 	v.frontendValues()
 	v.trustedProxies()
@@ -238,6 +239,20 @@ func (v *validator) oidc() {
 		if slices.Contains(reservedAuthParams, name) {
 			v.errorf(join("oidc.auth_params", name), "is set by the gateway itself: remove it")
 		}
+	}
+}
+
+// maxShutdownDelay bounds shutdown_delay: load balancers notice a failing
+// health check within seconds, and an orchestrator's grace period must
+// cover the delay and the drain after it.
+const maxShutdownDelay = 5 * time.Minute
+
+func (v *validator) shutdownDelay() {
+	switch d := v.c.ShutdownDelay; {
+	case d < 0:
+		v.errorf("shutdown_delay", "must not be negative: write e.g. 5s, or 0 to drain at once")
+	case d > maxShutdownDelay:
+		v.errorf("shutdown_delay", "%s is more than %s: a load balancer's health checks notice a 503 within seconds; write e.g. 5s", d, maxShutdownDelay)
 	}
 }
 

@@ -106,6 +106,7 @@ func (c *Config) hasFrontends() bool {
 func (c *Config) validateFrontends() []Problem {
 	v := &validator{c: c}
 	v.addresses()
+	v.shutdownDelay()
 	v.trustedProxies()
 	v.store()
 	v.keys()

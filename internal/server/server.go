@@ -74,6 +74,9 @@ type Options struct {
 	// DrainTimeout bounds how long a shutdown waits for in-flight
 	// requests, long streams included. Default 30s.
 	DrainTimeout time.Duration
+	// Hurry, when it delivers during shutdown_delay (a second SIGTERM or
+	// SIGINT), ends the delay: the drain starts at once.
+	Hurry <-chan struct{}
 
 	store   session.Store // set by Run: shared by every rebuild
 	tracing *tracing
@@ -534,10 +537,12 @@ func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
 	}
 }
 
-// Run serves until ctx ends, then drains in-flight requests for up to
-// DrainTimeout. Discovery runs in the background: a provider that is down
-// at start does not stop the gateway; /bff/login answers 503 until it is
-// found. See Options.Reload for live reconfiguration.
+// Run serves until ctx ends; then /readyz answers 503, the listener keeps
+// serving for cfg.ShutdownDelay (see Options.Hurry), and in-flight
+// requests drain for up to DrainTimeout. Discovery runs in the
+// background: a provider that is down at start does not stop the gateway;
+// /bff/login answers 503 until it is found. See Options.Reload for live
+// reconfiguration.
 func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	log := o.Logger
 	if log == nil {
@@ -593,6 +598,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	defer func() { stopDiscovery() }()
 
 	var public, adminH atomic.Pointer[http.Handler]
+	var draining atomic.Bool // see drainingReady
 	public.Store(&s.Handler)
 	adminH.Store(&s.Admin)
 	srv := &http.Server{
@@ -613,7 +619,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		}
 	}
 	if aln != nil {
-		adminSrv = &http.Server{Handler: swapped(&adminH), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+		adminSrv = &http.Server{Handler: drainingReady(&draining, swapped(&adminH)), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 		go func() { errc <- adminSrv.Serve(aln) }()
 	}
 	log.Info("cloakroom listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
@@ -647,6 +653,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			cfg = ncfg
 			log.Info("configuration reloaded")
 		}
+	}
+	draining.Store(true)
+	if err := delayShutdown(cfg.ShutdownDelay, o.Hurry, errc, log); err != nil {
+		return err
 	}
 	drain := o.DrainTimeout
 	if drain <= 0 {
