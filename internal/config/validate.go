@@ -253,6 +253,8 @@ func (v *validator) shutdownDelay() {
 		v.errorf("shutdown_delay", "must not be negative: write e.g. 5s, or 0 to drain at once")
 	case d > maxShutdownDelay:
 		v.errorf("shutdown_delay", "%s is more than %s: a load balancer's health checks notice a 503 within seconds; write e.g. 5s", d, maxShutdownDelay)
+	case d > 0 && v.c.AdminListen == "":
+		v.warnf("shutdown_delay", "delays the shutdown, but /readyz, which tells load balancers, is served only on admin_listen: set admin_listen, e.g. 127.0.0.1:9090")
 	}
 }
 
