@@ -95,7 +95,7 @@ func benchLoad(b *testing.B, st session.Store, frontend string) {
 
 // BenchmarkFootprint reports what each store needs per realistic session
 // once it holds CLOAKROOM_FOOTPRINT_N of them (default footprintN, so that
-// `-bench .` stays quick; the README quotes 1000000). The file store holds
+// `-bench .` stays quick; docs/performance.md quotes 1000000). The file store holds
 // at most footprintFileMax of them unless CLOAKROOM_FOOTPRINT_FILE_N sets
 // its count: it syncs every write, 400 to 1000 a second on a 2-vCPU VM
 // (100000 took 3 minutes), so a million would take half an hour or more.
