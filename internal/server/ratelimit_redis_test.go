@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/redistest"
@@ -56,7 +58,13 @@ func TestSharedRateLimit(t *testing.T) {
 				cfg.TrustedProxies = []string{"127.0.0.1"}
 				cfg.RateLimit = config.RateLimit{APIPerSecond: 1, LoginPerMinute: 3, Store: tc.store}
 				cfg.APIs = []config.API{{Path: "/api/orders/", Upstream: up.URL + "/", Token: "user"}}
-				gw[name] = startGateway(t, ln, cfg, server.Options{})
+				// Not startGateway: its probes of /bff/login would spend
+				// the login budget the two instances share, so a slow
+				// discovery could leave the second one never ready. Each
+				// probe here comes from an address of its own.
+				g := runGateway(t, ln, cfg, server.Options{})
+				waitReadyUnlimited(t, g)
+				gw[name] = g
 			}
 			c := noRedirect(nil)
 			get := func(u string) (*http.Response, error) {
@@ -110,5 +118,31 @@ func TestSharedRateLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitReadyUnlimited polls /bff/login until it redirects to the provider, each
+// probe from its own X-Forwarded-For address (the gateways trust
+// 127.0.0.1), so that no rate-limit budget a test counts is spent.
+func waitReadyUnlimited(t *testing.T, g *gateway) {
+	t.Helper()
+	c := noRedirect(nil)
+	for i := 0; ; i++ {
+		req, err := http.NewRequest(http.MethodGet, g.URL+"/bff/login", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i%250+1))
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusFound {
+				return
+			}
+		}
+		if i == 500 {
+			t.Fatalf("gateway never became ready: %v; logs:\n%s", err, g.Logs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
