@@ -23,7 +23,7 @@ func TestDurableWritesWaitForReplica(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
 	ctx := context.Background()
-	s := newStore(t, primary.URL+"?wait_timeout=200ms", redisstore.Options{Prefix: "wait:"})
+	s := newStore(t, primary.URL+"?wait_timeout=3s", redisstore.Options{Prefix: "wait:"})
 
 	if err := s.Set(ctx, "a", []byte("durable"), time.Minute); err != nil {
 		t.Fatalf("durable Set with a replica: %v", err)
@@ -58,7 +58,7 @@ func TestTouchDoesNotWait(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
 	ctx := context.Background()
-	s := newStore(t, primary.URL+"?wait_timeout=200ms", redisstore.Options{Prefix: "touch:"})
+	s := newStore(t, primary.URL+"?wait_timeout=3s", redisstore.Options{Prefix: "touch:"})
 	clk := &fakeClock{t: time.Now()}
 	m, err := session.NewManager(session.Options{Store: s, Keys: [][]byte{bytes.Repeat([]byte{7}, 32)}, Now: clk.Now, IdleTimeout: 20 * time.Minute, AbsoluteTimeout: time.Hour})
 	if err != nil {
@@ -143,7 +143,7 @@ func TestPromotedPrimaryDoesNotWait(t *testing.T) {
 	replica := redistest.StartReplica(t, primary)
 	other := redistest.Start(t)
 	ctx := context.Background()
-	s := newStore(t, primary.URL+"?wait_timeout=200ms", redisstore.Options{Prefix: "promoted:"})
+	s := newStore(t, primary.URL+"?wait_timeout=3s", redisstore.Options{Prefix: "promoted:"})
 	if err := s.Set(ctx, "a", []byte("v"), time.Minute); err != nil {
 		t.Fatalf("durable Set with a replica: %v", err)
 	}
