@@ -73,6 +73,10 @@ type Config struct {
 	// Default 0: drain at once (Kubernetes' preStop sleep, or no load
 	// balancer at all). At most 5m.
 	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
+	// TLS, when set, makes the gateway terminate TLS itself on listen:
+	// HTTPS with HTTP/2 (see TLS). Default nil: plain HTTP, TLS ends in
+	// front of the gateway.
+	TLS *TLS `yaml:"tls"`
 
 	OIDC       OIDC        `yaml:"oidc"`
 	Session    Session     `yaml:"session"`
@@ -363,6 +367,27 @@ type UpstreamTLS struct {
 	// certificate must hold, and the SNI sent. Default the upstream URL's
 	// host.
 	ServerName string `yaml:"server_name"`
+}
+
+// TLS is the gateway's own HTTPS listener on listen. Its certificate
+// comes from files (CertFile and KeyFile) or from an ACME CA (ACME), one
+// of the two. Validate checks it in validate_listen_tls.go.
+type TLS struct {
+	// CertFile is the server certificate (PEM, leaf first, then
+	// intermediates) and KeyFile its unencrypted PEM private key. Both or
+	// neither. They must parse when the file is checked, and are read
+	// again on SIGHUP and when either file changes (polled every few
+	// seconds, which also sees a Kubernetes Secret's symlink swap); a pair
+	// that does not parse then keeps the certificate served.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+
+	// ACME settings (tls.acme) go here.
+
+	// RedirectHTTP is the host:port of a plain HTTP listener that only
+	// redirects to https on public_url's origin (and, with ACME, answers
+	// HTTP-01 challenges). Default empty: none.
+	RedirectHTTP string `yaml:"redirect_http"`
 }
 
 // Require is an authorization policy; a request that fails it gets 403.
