@@ -32,10 +32,16 @@ import (
 // machine with a cold module cache takes several minutes.
 const buildTimeout = 20 * time.Minute
 
-// spec is how one tool is built: its main package and build tags.
+// spec is how one tool is built: its main package and build tags, and the
+// module directory under tools/ when it is not the tool's name (one module
+// may hold several programs).
 type spec struct {
 	pkg  string
 	tags []string
+	dir  string
+	// version is the arguments that make the program print something and
+	// exit 0 (TestBuildAll); "version" when empty.
+	version []string
 }
 
 // tools are the programs the tests run, by the name of their module
@@ -46,25 +52,34 @@ var tools = map[string]spec{
 	"hydra": {pkg: "github.com/ory/hydra/v2", tags: []string{"sqlite", "sqlite_omit_load_extension"}},
 	// Dex v2.45.1.
 	"dex": {pkg: "github.com/dexidp/dex/cmd/dex"},
+	// Pebble v2.10.3, Let's Encrypt's ACME test server, and its challenge
+	// test server (the DNS server Pebble resolves names with), from one
+	// module.
+	"pebble":              {pkg: "github.com/letsencrypt/pebble/v2/cmd/pebble", dir: "pebble", version: []string{"-version"}},
+	"pebble-challtestsrv": {pkg: "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv", dir: "pebble", version: []string{"-h"}},
 }
 
 // Build returns the path of the binary of the tool name (a key of tools),
-// built in its module tools/<name>.
+// built in its module tools/<name> (or tools/<dir>).
 func Build(t testing.TB, name string) string {
 	t.Helper()
 	sp, ok := tools[name]
 	if !ok {
 		t.Fatalf("gotool: no tool %q", name)
 	}
-	path, err := build(name, sp.pkg, sp.tags)
+	dir := sp.dir
+	if dir == "" {
+		dir = name
+	}
+	path, err := build(name, dir, sp.pkg, sp.tags)
 	if err != nil {
 		t.Fatalf("build %s: %v", name, err)
 	}
 	return path
 }
 
-func build(name, pkg string, tags []string) (string, error) {
-	dir, err := toolDir(name)
+func build(name, module, pkg string, tags []string) (string, error) {
+	dir, err := toolDir(module)
 	if err != nil {
 		return "", err
 	}

@@ -15,12 +15,16 @@ func TestBuildAll(t *testing.T) {
 	for _, name := range slices.Sorted(maps.Keys(tools)) {
 		t.Run(name, func(t *testing.T) {
 			bin := Build(t, name)
-			out, err := exec.Command(bin, "version").CombinedOutput()
+			args := tools[name].version
+			if len(args) == 0 {
+				args = []string{"version"}
+			}
+			out, err := exec.Command(bin, args...).CombinedOutput()
 			if err != nil {
-				t.Fatalf("%s version: %v\n%s", name, err, out)
+				t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 			}
 			if len(out) == 0 {
-				t.Fatalf("%s version printed nothing", name)
+				t.Fatalf("%s %v printed nothing", name, args)
 			}
 		})
 	}
