@@ -31,6 +31,8 @@ var allowed = map[string][]string{
 	"internal/session/sessiontest": {"internal/session"},
 	"internal/redistest":           {},
 	"internal/tlstest":             {},
+	"internal/acmetest":            {"internal/oidctest/gotool", "internal/tlstest"},
+	"internal/tlsserve":            {},
 	"internal/oidc":                {"internal/httpx"},
 	"internal/tokens":              {"internal/session", "internal/oidc", "internal/httpx"},
 	"internal/bff":                 {"internal/session", "internal/oidc", "internal/httpx", "internal/csrf", "internal/tokens"},
