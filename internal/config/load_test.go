@@ -240,7 +240,7 @@ func TestDecodeProblems(t *testing.T) {
 				{Line: 10, Key: "lisen", Msg: `unknown key; did you mean "listen"?`},
 				{Line: 14, Key: "apis[0].tokn", Msg: `unknown key; did you mean "token"?`},
 				{Line: 15, Key: "apis[0].require.scope", Msg: `unknown key; did you mean "scopes"?`},
-				{Line: 16, Key: "whatever", Msg: "unknown key; the keys at the top level are: listen, public_url, admin_listen, admin_token, admin_token_file, log_level, trusted_proxies, shutdown_delay, oidc, session, csrf, cors, frontend, apis, composites, rate_limit"},
+				{Line: 16, Key: "whatever", Msg: "unknown key; the keys at the top level are: listen, public_url, admin_listen, admin_token, admin_token_file, log_level, trusted_proxies, shutdown_delay, tls, oidc, session, csrf, cors, frontend, apis, composites, rate_limit"},
 			},
 		},
 		{

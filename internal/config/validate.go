@@ -27,6 +27,7 @@ func (c *Config) Validate() []Problem {
 	v := &validator{c: c}
 	v.addresses()
 	v.shutdownDelay()
+	v.listenTLS()
 	v.publicURL()
 	v.frontendValues()
 	v.trustedProxies()

@@ -107,6 +107,7 @@ func (c *Config) validateFrontends() []Problem {
 	v := &validator{c: c}
 	v.addresses()
 	v.shutdownDelay()
+	v.listenTLS()
 	v.trustedProxies()
 	v.store()
 	v.keys()
