@@ -53,7 +53,7 @@ var allowed = map[string][]string{
 	"internal/oidctest/nodeop":     {"internal/tlstest"},
 	"internal/server": {
 		"internal/admin", "internal/aggregate", "internal/bff", "internal/config", "internal/csrf", "internal/httpx", "internal/oidc",
-		"internal/metrics", "internal/proxy", "internal/ratelimit", "internal/session", "internal/session/memstore", "internal/session/filestore", "internal/session/redisstore", "internal/spa", "internal/tokens",
+		"internal/metrics", "internal/proxy", "internal/ratelimit", "internal/session", "internal/session/memstore", "internal/session/filestore", "internal/session/redisstore", "internal/spa", "internal/tlsserve", "internal/tokens",
 	},
 }
 

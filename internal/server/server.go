@@ -52,6 +52,9 @@ type Options struct {
 	// AdminListener, when set, is used instead of listening on
 	// cfg.AdminListen.
 	AdminListener net.Listener
+	// RedirectListener, when set and cfg.TLS is, is used instead of
+	// listening on cfg.TLS.RedirectHTTP.
+	RedirectListener net.Listener
 	// Metrics defaults to a fresh registry.
 	Metrics *metrics.Metrics
 	// AccessLog, when set, receives the access-log lines (at log level
@@ -67,8 +70,10 @@ type Options struct {
 	// settings read again), composites, policies and CSP in place, without
 	// dropping sessions or in-flight requests. A config that fails to load
 	// (a tls file that does not parse), changes what cannot change live
-	// (listen addresses, the session store) or cannot reach its provider
-	// is refused, and the old one keeps serving.
+	// (listen addresses, the session store, the tls section) or cannot
+	// reach its provider is refused, and the old one keeps serving. The
+	// listener's certificate files (tls.cert_file, tls.key_file) are read
+	// again either way.
 	Reload     <-chan struct{}
 	LoadConfig func() (*config.Config, error)
 	// DrainTimeout bounds how long a shutdown waits for in-flight
@@ -572,14 +577,25 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	certs, err := newTLS(ctx, cfg, log) // see listentls.go
+	if err != nil {
+		return err
+	}
+	if certs != nil {
+		defer certs.Close()
+	}
 	ln := o.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	scheme := "http"
+	if certs != nil {
+		ln, scheme = certs.NewListener(ln), "https"
+	}
 	// Each configuration's client retries discovery until it succeeds or
 	// the configuration is replaced.
 	discover := func(cs []*oidc.Client) context.CancelFunc {
@@ -608,7 +624,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	var adminSrv *http.Server
 	aln := o.AdminListener
@@ -622,7 +638,23 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		adminSrv = &http.Server{Handler: drainingReady(&draining, swapped(&adminH)), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 		go func() { errc <- adminSrv.Serve(aln) }()
 	}
-	log.Info("cloakroom listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
+	rln := o.RedirectListener
+	if rln == nil && certs != nil && cfg.TLS.RedirectHTTP != "" {
+		if rln, err = net.Listen("tcp", cfg.TLS.RedirectHTTP); err != nil {
+			srv.Close()
+			if adminSrv != nil {
+				adminSrv.Close()
+			}
+			return fmt.Errorf("tls.redirect_http: %w", err)
+		}
+	}
+	if rln != nil && certs != nil {
+		redirectSrv := certs.RedirectServer()
+		defer redirectSrv.Close()
+		go func() { errc <- redirectSrv.Serve(rln) }()
+		log.Info("redirecting http to https", "addr", rln.Addr().String())
+	}
+	log.Info("cloakroom listening", "addr", ln.Addr().String(), "scheme", scheme, "public_url", cfg.PublicURL)
 	for done := false; !done; {
 		select {
 		case err := <-errc:
@@ -639,6 +671,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 				return fmt.Errorf("identity provider: %w", err)
 			}
 		case <-o.Reload:
+			if certs != nil {
+				certs.Reload() // logs its own failure
+			}
 			next, ncfg, err := reload(ctx, cfg, o)
 			if err != nil {
 				log.Error("configuration reload refused; the running configuration stays", "error", err)
@@ -651,6 +686,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			s.frontends.closeIdle()
 			s = next
 			cfg = ncfg
+			if certs != nil {
+				certs.SetOrigins(origins(cfg))
+			}
 			log.Info("configuration reloaded")
 		}
 	}
@@ -693,6 +731,8 @@ func reload(ctx context.Context, old *config.Config, o Options) (*Server, *confi
 		return nil, nil, errors.New("session.store changed: restart to change stores")
 	case cfg.Listen != old.Listen || cfg.AdminListen != old.AdminListen:
 		return nil, nil, errors.New("listen or admin_listen changed: restart to change addresses")
+	case !sameTLS(cfg, old):
+		return nil, nil, errors.New("tls changed: restart to change it (the certificate files are read again without one)")
 	}
 	s, err := New(cfg, o)
 	if err != nil {

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+
+	"github.com/cloakroom/cloakroom/internal/config"
+	"github.com/cloakroom/cloakroom/internal/tlsserve"
+)
+
+// newTLS starts the certificate source of cfg's tls section; nil without
+// one.
+func newTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tlsserve.Server, error) {
+	if cfg.TLS == nil {
+		return nil, nil
+	}
+	s, err := tlsserve.New(ctx, tlsserve.Options{
+		CertFile: cfg.TLS.CertFile,
+		KeyFile:  cfg.TLS.KeyFile,
+		Origins:  origins(cfg),
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return s, nil
+}
+
+// origins are the public URLs of cfg's frontends, in order.
+func origins(cfg *config.Config) []string {
+	var out []string
+	for _, a := range cfg.Apps() {
+		out = append(out, a.PublicURL)
+	}
+	return out
+}
+
+// sameTLS reports whether a reload leaves the tls section as it was. The
+// certificate files' contents are read again on every reload (and when
+// they change), but the section itself cannot change live: turning TLS on
+// or off, other files, another ACME account or CA, or another
+// redirect_http address need a restart.
+func sameTLS(a, b *config.Config) bool {
+	return reflect.DeepEqual(a.TLS, b.TLS)
+}
