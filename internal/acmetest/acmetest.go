@@ -180,6 +180,7 @@ func (s *Server) startPebble(bin string, cert *tlstest.Cert, opts Options) error
 	cmd.Env = append(os.Environ(),
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
 		"PEBBLE_WFE_NONCEREJECT=0", // reject no good nonce
+		"PEBBLE_AUTHZREUSE=0",      // every order is validated anew
 	)
 	exited, err := s.run(cmd, "pebble")
 	if err != nil {

@@ -62,7 +62,9 @@ type Options struct {
 	// CertFile and KeyFile are tls.cert_file and tls.key_file.
 	CertFile, KeyFile string
 
-	// ACME options (tls.acme) go here.
+	// ACME, when set, obtains and renews certificates for the hosts of
+	// Origins instead (tls.acme; see acme.go).
+	ACME *ACME
 
 	// Origins are the public URLs of the gateway's frontends
 	// (scheme://host[:port]), the first one first: the redirect listener
@@ -111,8 +113,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	switch {
 	case o.CertFile != "" && o.KeyFile != "":
 		src, err = newStatic(ctx, o.CertFile, o.KeyFile, log)
+	case o.ACME != nil:
+		src, err = newACME(ctx, *o.ACME, o.hosts(), log)
 	default:
-		err = errors.New("no certificate source: set cert_file and key_file")
+		err = errors.New("no certificate source: set cert_file and key_file, or acme")
 	}
 	if err != nil {
 		return nil, err
