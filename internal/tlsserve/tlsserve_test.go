@@ -151,6 +151,10 @@ func TestHTTP2(t *testing.T) {
 	if resp.ProtoMajor != 2 || string(body) != "ok HTTP/2.0" {
 		t.Errorf("got %s %q, want HTTP/2.0 %q", resp.Proto, body, "ok HTTP/2.0")
 	}
+	// Go's defaults: TLS 1.3 with the post-quantum hybrid key exchange.
+	if v, c := resp.TLS.Version, resp.TLS.CurveID; v != tls.VersionTLS13 || c != tls.X25519MLKEM768 {
+		t.Errorf("got %s with %v, want TLS 1.3 with X25519MLKEM768", tls.VersionName(v), c)
+	}
 
 	// HTTP/1.1 for a client that offers only it.
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "app.example.com"}}}
