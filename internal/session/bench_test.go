@@ -3,7 +3,10 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,18 +27,73 @@ import (
 	"github.com/cloakroom/cloakroom/internal/session/redisstore"
 )
 
-// realistic is a session as a typical provider fills it: three JWTs of
-// about a kilobyte and a dozen claims.
-func realistic() *session.Session {
-	jwt := string(bytes.Repeat([]byte("eyJhbGciOiJSUzI1NiJ9"), 50))
-	return &session.Session{
-		Subject: "248289761001", Issuer: "https://idp.example.com", IdPSessionID: "08a5019c-17e1-4977-8f42-65a12843ea02",
-		LogoutID: "Fv7n2kq9Zt0bXcP1wQe3sA", AccessToken: jwt, IDToken: jwt, RefreshToken: jwt[:200],
-		AccessExpiry: time.Now().Add(time.Hour), AccessObtained: time.Now(), TokenType: "Bearer",
-		Scopes: []string{"openid", "profile", "email", "offline_access"},
-		Claims: map[string]any{"sub": "248289761001", "name": "Jane Doe", "email": "jane@example.com", "email_verified": true,
-			"preferred_username": "jane", "groups": []any{"admins", "users"}, "auth_time": 1.7e9, "sid": "08a5019c"},
+// realistic is a session as a typical provider fills it: an ID token and
+// an access token, JWTs of 1,000 characters with RS256 signatures, a
+// 200-character refresh token, and the ID token's claims (a dozen), as a
+// login without userinfo stores them: 2,200 bytes of tokens in all. Each
+// i has its own subject and IdP session id, in its ID token too, of the
+// same lengths.
+func realistic(i int) *session.Session {
+	sub := fmt.Sprintf("%012d", 248289761001+i)
+	sid := fmt.Sprintf("08a5019c-17e1-4977-8f42-%012x", 0x65a12843ea02+i) // UUID-shaped
+	enc := base64.RawURLEncoding
+	segs := strings.Split(realisticID, ".")
+	payload, err := enc.DecodeString(segs[1])
+	if err != nil {
+		panic(err)
 	}
+	payload = bytes.Replace(payload, []byte(`"sub":"248289761001"`), []byte(`"sub":"`+sub+`"`), 1)
+	payload = bytes.Replace(payload, []byte(`"sid":"08a5019c-17e1-4977-8f42-65a12843ea02"`), []byte(`"sid":"`+sid+`"`), 1)
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		panic(err)
+	}
+	return &session.Session{
+		Subject: sub, Issuer: "https://idp.example.com", IdPSessionID: sid, LogoutID: "Fv7n2kq9Zt0bXcP1wQe3sA",
+		AccessToken: realisticAccess, IDToken: segs[0] + "." + enc.EncodeToString(payload) + "." + segs[2],
+		RefreshToken: realisticRefresh, AccessExpiry: time.Now().Add(time.Hour), AccessObtained: time.Now(), TokenType: "Bearer",
+		Scopes: []string{"openid", "profile", "email", "offline_access"},
+		Claims: claims,
+	}
+}
+
+var (
+	realisticPayload = []byte(`{"iss":"https://idp.example.com","sub":"248289761001","aud":"cloakroom","exp":1700003600,` +
+		`"iat":1700000000,"auth_time":1700000000,"nonce":"n-0S6_WzA2Mj","sid":"08a5019c-17e1-4977-8f42-65a12843ea02",` +
+		`"name":"Jane Doe","email":"jane@example.com","email_verified":true,"preferred_username":"jane",` +
+		`"groups":["admins","users"],"at_hash":"MTIzNDU2Nzg5MDEyMzQ1Ng"`)
+	realisticID     = benchJWT(realisticPayload, 1000)
+	realisticAccess = benchJWT([]byte(`{"iss":"https://idp.example.com","sub":"248289761001","aud":["https://api.example.com"],`+
+		`"exp":1700003600,"iat":1700000000,"jti":"b8f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d","client_id":"cloakroom",`+
+		`"scope":"openid profile email offline_access","groups":["admins","users"],"roles":["reader","writer"],`+
+		`"tenant":"acme"`), 1000)
+	realisticRefresh = base64.RawURLEncoding.EncodeToString(pseudoRandom(150)) // 200 characters
+)
+
+// benchJWT is a JWS of exactly n characters: an RS256 header, the JSON
+// object payload (left open, closed here after a filler member that brings
+// the token to n characters) and a 256-byte signature.
+func benchJWT(payload []byte, n int) string {
+	enc := base64.RawURLEncoding
+	head := enc.EncodeToString([]byte(`{"alg":"RS256","kid":"2024-k1","typ":"JWT"}`))
+	sig := enc.EncodeToString(pseudoRandom(256))
+	for pad := 0; pad < n; pad++ {
+		p := string(payload) + `,"x":"` + strings.Repeat("a", pad) + `"}`
+		if tok := head + "." + enc.EncodeToString([]byte(p)) + "." + sig; len(tok) == n {
+			if pad == 0 {
+				return head + "." + enc.EncodeToString(append(payload, '}')) + "." + sig
+			}
+			return tok
+		}
+	}
+	panic("benchJWT: no filler gives the length")
+}
+
+// pseudoRandom is n bytes that do not compress, the same on every run.
+func pseudoRandom(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(b)
+	return b
 }
 
 // BenchmarkLoad is one request's session load per store: cookie to
@@ -80,7 +138,7 @@ func benchLoad(b *testing.B, st session.Store, frontend string) {
 		b.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	if err := m.Create(context.Background(), rec, realistic()); err != nil {
+	if err := m.Create(context.Background(), rec, realistic(0)); err != nil {
 		b.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -121,7 +179,7 @@ func benchLoad(b *testing.B, st session.Store, frontend string) {
 // write to disk, so the file store is by far the slowest to fill.
 func BenchmarkFootprint(b *testing.B) {
 	n := envCount("CLOAKROOM_FOOTPRINT_N", footprintN)
-	s := realistic()
+	s := realistic(0)
 	tokenBytes := float64(len(s.AccessToken) + len(s.RefreshToken) + len(s.IDToken))
 	report := func(b *testing.B, n int, main float64, unit string, stored int64) {
 		b.ReportMetric(main/float64(n), unit)
@@ -260,9 +318,7 @@ func fillSessions(b *testing.B, st session.Store, n, workers int) (stored int64)
 				if i >= int64(n) {
 					return
 				}
-				s := realistic()
-				s.Subject = "user-" + strconv.FormatInt(i, 10)
-				s.IdPSessionID = fmt.Sprintf("08a5019c-17e1-4977-8f42-%012x", i) // UUID-shaped, like the shared one
+				s := realistic(int(i))
 				if err := m.Create(ctx, w, s); err != nil {
 					b.Errorf("session %d: %v", i, err)
 					next.Store(int64(n)) // stop the others

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -76,11 +75,10 @@ func (m *Manager) ByHandle(ctx context.Context, handle string) (*Session, error)
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	rec := storedSession{Session: new(Session)}
-	if err := json.Unmarshal(plain, &rec); err != nil || rec.Frontend != m.frontend || !m.live(rec.Session) {
+	s, ok := m.decode(plain)
+	if !ok || !m.live(s) {
 		return nil, ErrNotFound
 	}
-	s := rec.Session
 	s.Handle = handle
 	return s, nil
 }

@@ -3,7 +3,6 @@ package session
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,12 +100,23 @@ type decodedSession struct {
 	s      Session
 }
 
-// storedSession is what the store holds, sealed: the session, and the
-// name of its frontend unless it is the implicit one (then the JSON is
-// exactly a Session's, as before frontends existed).
+// storedSession is what the store held, sealed, before the binary record
+// (codec.go): the session as JSON, and the name of its frontend unless it
+// is the implicit one (then the JSON is exactly a Session's, as before
+// frontends existed). decodeRecord still reads it.
 type storedSession struct {
 	Frontend string `json:"frontend,omitempty"`
 	*Session
+}
+
+// decode decodes an unsealed record of either encoding; ok is false when
+// it is malformed or belongs to another frontend.
+func (m *Manager) decode(plain []byte) (*Session, bool) {
+	s, frontend, err := decodeRecord(plain)
+	if err != nil || frontend != m.frontend {
+		return nil, false
+	}
+	return s, true
 }
 
 // maxDecoded bounds the decoded-session cache.
@@ -283,11 +293,10 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 				// frontend: treat as absent.
 				return nil, ErrNotFound
 			}
-			rec := storedSession{Session: new(Session)}
-			if err := json.Unmarshal(plain, &rec); err != nil || rec.Frontend != m.frontend {
+			s, ok = m.decode(plain)
+			if !ok {
 				return nil, ErrNotFound
 			}
-			s = rec.Session
 			m.remember(key, b, s)
 		}
 		s.ID, s.Handle = id, key
@@ -345,7 +354,7 @@ func (m *Manager) Save(ctx context.Context, s *Session) error {
 	if m.cookieMode {
 		return m.saveCookie(ctx, s)
 	}
-	plain, err := json.Marshal(storedSession{Frontend: m.frontend, Session: s})
+	plain, err := encodeRecord(m.frontend, s)
 	if err != nil {
 		return err
 	}
