@@ -382,12 +382,38 @@ type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 
-	// ACME settings (tls.acme) go here.
+	// ACME, when set, obtains and renews the certificate automatically
+	// from an ACME CA instead of files (see ACME).
+	ACME *ACME `yaml:"acme"`
 
 	// RedirectHTTP is the host:port of a plain HTTP listener that only
 	// redirects to https on public_url's origin (and, with ACME, answers
 	// HTTP-01 challenges). Default empty: none.
 	RedirectHTTP string `yaml:"redirect_http"`
+}
+
+// ACME is tls.acme: certificates for the host of public_url (of every
+// frontend's, with frontends) obtained from an ACME CA through TLS-ALPN-01
+// on listen and HTTP-01 on redirect_http, kept in Storage and renewed
+// ahead of expiry. Validate checks it in validate_acme.go.
+type ACME struct {
+	// Email is the ACME account's contact address, where the CA writes
+	// about expiring certificates. Optional; check warns without it.
+	Email string `yaml:"email"`
+	// CA is the ACME directory URL. Default Let's Encrypt's production
+	// CA; https (http only on localhost).
+	CA string `yaml:"ca"`
+	// CARoot is a PEM file of the root certificates that a private ACME
+	// CA's own HTTPS chains to (step-ca, Pebble). Default: the system's
+	// roots. An addition to the SPEC's keys.
+	CARoot string `yaml:"ca_root"`
+	// Storage is the directory for the ACME account, the certificates and
+	// their keys, and the locks. Required. Instances that share it (a
+	// shared volume) obtain each certificate once and serve the same.
+	Storage string `yaml:"storage"`
+	// AgreeTOS must be true: the CA's terms of service, which the operator
+	// agrees to (Let's Encrypt requires it).
+	AgreeTOS bool `yaml:"agree_tos"`
 }
 
 // Require is an authorization policy; a request that fails it gets 403.

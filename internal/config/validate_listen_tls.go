@@ -14,7 +14,7 @@ import (
 
 // hasACME reports whether the tls section asks for certificates from an
 // ACME CA (tls.acme).
-func (t *TLS) hasACME() bool { return false }
+func (t *TLS) hasACME() bool { return t.ACME != nil }
 
 // listenTLS checks the tls section: one certificate source (cert_file with
 // key_file, or acme), files that load as a certificate and its key, an
@@ -54,6 +54,9 @@ func (v *validator) listenTLS() {
 	}
 	if t.RedirectHTTP != "" {
 		v.redirectHTTP(t.RedirectHTTP)
+	}
+	if t.hasACME() {
+		v.acme() // see validate_acme.go
 	}
 }
 

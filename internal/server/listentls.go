@@ -16,9 +16,17 @@ func newTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tlsserv
 	if cfg.TLS == nil {
 		return nil, nil
 	}
+	var acme *tlsserve.ACME
+	if a := cfg.TLS.ACME; a != nil {
+		acme = &tlsserve.ACME{
+			Email: a.Email, CA: a.CA, CARoot: a.CARoot, Storage: a.Storage, AgreeTOS: a.AgreeTOS,
+			HTTP01: cfg.TLS.RedirectHTTP != "",
+		}
+	}
 	s, err := tlsserve.New(ctx, tlsserve.Options{
 		CertFile: cfg.TLS.CertFile,
 		KeyFile:  cfg.TLS.KeyFile,
+		ACME:     acme,
 		Origins:  origins(cfg),
 		Logger:   log,
 	})
