@@ -54,7 +54,7 @@ $(OP_STAMP): $(OP_DIR)/package.json $(OP_DIR)/package-lock.json | deps-system
 	npm ci --prefix $(OP_DIR) --no-audit --no-fund
 	@touch $@
 
-# The identity providers the interop tests run (Ory Hydra, Dex) are built once
+# The programs the interop tests run (Ory Hydra, Dex, Pebble) are built once
 # per machine and version into ~/.cache/cloakroom-tools (internal/oidctest/gotool);
 # a cold build takes minutes, so it happens here and not inside a test's time limit.
 providers:

@@ -187,6 +187,27 @@ func TestACMEIssueAndShare(t *testing.T) {
 	}
 }
 
+// TestACMEFleetStart starts two instances on one storage at the same time,
+// as a fleet's first deploy does: they take the storage's lock in turn,
+// one order is placed (whichever instance places it, pebble validates on
+// the first one's port, which answers from the shared challenge state),
+// and both serve the one certificate.
+func TestACMEFleetStart(t *testing.T) {
+	tlsPort := acmetest.FreePort(t)
+	pebble := acmetest.Start(t, acmetest.Options{HTTPPort: acmetest.FreePort(t), TLSPort: tlsPort})
+	roots := pebble.Roots()
+	a := ACME{CA: pebble.Directory, CARoot: pebble.CAFile, Storage: t.TempDir(), AgreeTOS: true}
+	first := startACME(t, a, tlsPort, 0, slog.New(slog.DiscardHandler))
+	second := startACME(t, a, acmetest.FreePort(t), 0, slog.New(slog.DiscardHandler))
+	one, two := waitLeaf(t, first.addr, roots, anyLeaf), waitLeaf(t, second.addr, roots, anyLeaf)
+	if serial(one) != serial(two) {
+		t.Errorf("instances serve serials %s and %s, want one certificate", serial(one), serial(two))
+	}
+	if got, want := pebble.Issued(), []string{serial(one)}; !slices.Equal(got, want) {
+		t.Errorf("pebble issued %v, want only %v", got, want)
+	}
+}
+
 // TestACMEHTTP01AndRenew obtains a certificate through HTTP-01 on the
 // redirect listener (TLS-ALPN-01 left out), which also redirects other
 // requests to https, and renews it ahead of expiry: Pebble issues
