@@ -29,10 +29,30 @@
 // With the default Prefix "cloakroom:" (P below is the prefix without its
 // trailing colon):
 //
-//	{P}:e:<key>   string   the entry's value, PX ttl
-//	{P}:m:<key>   set      the entry's tags, PX ttl (same as the entry)
-//	{P}:t:<tag>   set      keys set with tag; TTL extended to the longest entry
+//	{P}:v:<key>   string   the entry: its tags, then its value; PX ttl
+//	{P}:i:<tag>   hash     keys set with tag, as fields with empty values;
+//	                       TTL extended to the longest entry
 //	{P}:l:<key>   string   lock owner's random token, PX ttl
+//
+// An entry's string starts with its tags (a count byte, then each tag as
+// a 2-byte big-endian length and its bytes), which Get strips and the
+// scripts read to update the indexes: an entry costs one key. A tag index
+// is a hash rather than a set because Redis keeps a small hash of short
+// fields (up to 128 fields of up to 64 bytes) as one compact listpack,
+// where Redis 7.0 keeps every set of strings as a hash table: with a
+// session's subject and IdP session id each indexing a session or two, a
+// hash costs about a third of a set. See docs/performance.md for the
+// arithmetic per session.
+//
+// Earlier versions kept an entry as {P}:e:<key> (the value), {P}:m:<key>
+// (a set of its tags) and {P}:t:<tag> (sets of keys). Those still work:
+// Get falls back to {P}:e:<key>, Tagged, DeleteTagged and Delete cover both
+// layouts, and a Set of a key moves it to the current one. An entry of the
+// old layout therefore lasts at most until its next write or its expiry.
+// An instance of an earlier version does not read the current layout: a
+// rolling upgrade signs out, on old instances, the users whose sessions a
+// new instance wrote (and the session record itself changed too, see
+// package session).
 //
 // Every key shares the hash tag {P}, so each Lua script below touches one
 // Cluster slot and runs atomically: an entry and its index entries never
@@ -42,8 +62,8 @@
 // deployments that outgrow one master can shard by prefix.
 //
 // Tag indexes are exact except for expiry: an entry that expires leaves
-// its key in the tag sets until Tagged or DeleteTagged drops it, and each
-// tag set expires itself once its longest-lived entry has.
+// its key in the tag indexes until Tagged or DeleteTagged drops it, and
+// each index expires itself once its longest-lived entry has.
 //
 // # Failures
 //
@@ -53,15 +73,21 @@
 // if a replica that never received it is promoted. So a durable Set (every
 // Set except those whose context session.Lossy marks: idle-timeout touches
 // and replay markers) is followed, on the same connection, by WAIT: it succeeds only
-// once a replica has acknowledged it, within wait_timeout (default 500ms),
+// once the replicas have acknowledged it, within wait_timeout (default 500ms),
 // and otherwise returns an error wrapping ErrNotReplicated, which the
 // gateway answers with 503. The write itself did reach the primary, so a
 // later read from it sees the write; only a failover can drop it.
 //
-// By default (wait_replicas=auto) the store waits for one replica when the
-// primary, with the same replication ID, has reported a connected replica
-// in the last minute (INFO replication, asked at most every 5s and after
-// every write no replica acknowledged). So a standalone Redis never waits;
+// By default (wait_replicas=auto) the store waits for as many replicas as
+// the primary, with the same replication ID, has reported connected in the
+// last minute (INFO replication, asked at most every 5s and after every
+// write the replicas did not acknowledge), while it has reported one in
+// that minute. Every replica, not one: during a Sentinel failover the old
+// primary keeps taking writes after a replica was promoted, and another
+// replica that still follows it would acknowledge writes the promoted one
+// never receives; and a replica that disconnects cannot be told apart from
+// one promoted away. The price is that durable writes fail, for up to a
+// minute, when one of several replicas stops. So a standalone Redis never waits;
 // an old primary whose replica was just promoted away still makes writes
 // wait, and fail, for that minute, which covers the window before clients
 // follow the failover; the promoted primary (a new replication ID) is
@@ -181,20 +207,27 @@ type Store struct {
 	log      *slog.Logger
 	cacheTTL time.Duration
 
-	entryPrefix string // {P}:e:
-	metaPrefix  string // {P}:m:
-	tagPrefix   string // {P}:t:
+	entryPrefix string // {P}:v:
+	indexPrefix string // {P}:i:
 	lockPrefix  string // {P}:l:
 	fenceKey    string // {P}:fence, never written
 
+	// The layout of earlier versions (see Key layout), still read.
+	oldEntryPrefix string // {P}:e:
+	oldMetaPrefix  string // {P}:m:
+	oldTagPrefix   string // {P}:t:
+
 	wait waitPolicy
 	// mu guards checked and seen, the times of the last INFO replication
-	// and of the last one that reported a connected replica, and replID,
-	// the primary's replication ID at seen.
+	// and of the last one that reported a connected replica; replID, the
+	// primary's replication ID at seen; and most, the most replicas it
+	// reported since mostAt, when it last reported that many.
 	mu      sync.Mutex
 	checked time.Time
 	seen    time.Time
 	replID  string
+	most    int64
+	mostAt  time.Time
 
 	closeOnce sync.Once
 }
@@ -246,12 +279,15 @@ func New(o Options) (*Store, error) {
 		client:      client,
 		log:         log,
 		cacheTTL:    cacheTTL,
-		entryPrefix: tag + "e:",
-		metaPrefix:  tag + "m:",
-		tagPrefix:   tag + "t:",
+		entryPrefix: tag + "v:",
+		indexPrefix: tag + "i:",
 		lockPrefix:  tag + "l:",
 		fenceKey:    tag + "fence",
 		wait:        wait,
+
+		oldEntryPrefix: tag + "e:",
+		oldMetaPrefix:  tag + "m:",
+		oldTagPrefix:   tag + "t:",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opt.Dialer.Timeout+opt.ConnWriteTimeout)
 	defer cancel()
@@ -268,7 +304,7 @@ var ErrNotReplicated = errors.New("no replica acknowledged the write in time")
 
 // waitPolicy is how durable writes wait for replicas.
 type waitPolicy struct {
-	auto     bool  // wait for one replica while one was seen recently
+	auto     bool  // wait for the replicas seen recently, while one was
 	replicas int64 // otherwise: this many, 0 for none
 	timeout  time.Duration
 }
@@ -460,38 +496,120 @@ func (s *Store) fence() rueidis.Completed {
 
 // Get implements session.Store. The returned slice is the caller's.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	cmd := s.client.B().Get().Key(s.entryPrefix + key).Cache()
-	v, err := s.client.DoCache(ctx, cmd, s.cacheTTL).ToString()
-	if err != nil {
-		if rueidis.IsRedisNil(err) {
-			return nil, session.ErrNotFound
+	v, err := s.get(ctx, s.entryPrefix+key)
+	if errors.Is(err, session.ErrNotFound) {
+		// Written by an earlier version: the value alone.
+		v, err := s.get(ctx, s.oldEntryPrefix+key)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("redisstore: get: %w", err)
+		return []byte(v), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	n, ok := tagsLen(v)
+	if !ok {
+		return nil, errors.New("redisstore: get: malformed entry")
 	}
 	// The string may be shared with the client-side cache: copy it.
-	return []byte(v), nil
+	return []byte(v[n:]), nil
 }
 
-// setScript replaces an entry, its tag list and its index memberships.
-// KEYS: entry, tag list. ARGV: value, ttl ms, tag-set prefix, key, tags...
-const setScript = `
-local old = redis.call('SMEMBERS', KEYS[2])
-for _, t in ipairs(old) do
-  redis.call('SREM', ARGV[3] .. t, ARGV[4])
+func (s *Store) get(ctx context.Context, k string) (string, error) {
+	v, err := s.client.DoCache(ctx, s.client.B().Get().Key(k).Cache(), s.cacheTTL).ToString()
+	if err != nil {
+		if rueidis.IsRedisNil(err) {
+			return "", session.ErrNotFound
+		}
+		return "", fmt.Errorf("redisstore: get: %w", err)
+	}
+	return v, nil
+}
+
+// appendTags appends the tags that start an entry's string: a count byte,
+// then each tag as a 2-byte big-endian length and its bytes (tagsOf in the
+// scripts reads them).
+func appendTags(b []byte, tags []string) ([]byte, error) {
+	if len(tags) > 255 {
+		return nil, fmt.Errorf("redisstore: set: %d tags, at most 255", len(tags))
+	}
+	b = append(b, byte(len(tags)))
+	for _, t := range tags {
+		if len(t) > 0xffff {
+			return nil, errors.New("redisstore: set: a tag is longer than 65535 bytes")
+		}
+		b = append(append(b, byte(len(t)>>8), byte(len(t))), t...)
+	}
+	return b, nil
+}
+
+// tagsLen is the length of the tags that start entry string v.
+func tagsLen(v string) (int, bool) {
+	if len(v) == 0 {
+		return 0, false
+	}
+	n := 1
+	for range int(v[0]) {
+		if len(v) < n+2 {
+			return 0, false
+		}
+		n += 2 + (int(v[n])<<8 | int(v[n+1]))
+		if n > len(v) {
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// tagsOf is the scripts' reader of appendTags's format: the tags of entry
+// string v (false when there is no entry).
+const tagsOf = `
+local function tagsOf(v)
+  local tags = {}
+  if not v then
+    return tags
+  end
+  local pos = 2
+  for _ = 1, string.byte(v, 1) do
+    local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
+    tags[#tags + 1] = string.sub(v, pos + 2, pos + 1 + len)
+    pos = pos + 2 + len
+  end
+  return tags
 end
-redis.call('DEL', KEYS[2])
-local ttl = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 5, #ARGV do
-  redis.call('SADD', KEYS[2], ARGV[i])
-  local tk = ARGV[3] .. ARGV[i]
-  redis.call('SADD', tk, ARGV[4])
-  if redis.call('PTTL', tk) < ttl then
-    redis.call('PEXPIRE', tk, ARGV[2])
+`
+
+// unindex removes key k from the indexes of its entry, in either layout.
+// Arguments: the entry's key (current layout), the index prefix, the old
+// tag list key and the old tag-set prefix.
+const unindex = tagsOf + `
+local function unindex(k, entry, ip, meta, tp)
+  for _, t in ipairs(tagsOf(redis.call('GET', entry))) do
+    redis.call('HDEL', ip .. t, k)
+  end
+  for _, t in ipairs(redis.call('SMEMBERS', meta)) do
+    redis.call('SREM', tp .. t, k)
   end
 end
-if #ARGV >= 5 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+`
+
+// setScript replaces an entry, in the current layout, and its index
+// memberships.
+// KEYS: entry, old entry, old tag list. ARGV: entry string, ttl ms, index
+// prefix, old tag-set prefix, key, tags...
+const setScript = unindex + `
+local k = ARGV[5]
+unindex(k, KEYS[1], ARGV[3], KEYS[3], ARGV[4])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+for i = 6, #ARGV do
+  local ik = ARGV[3] .. ARGV[i]
+  redis.call('HSET', ik, k, '')
+  if redis.call('PTTL', ik) < ttl then
+    redis.call('PEXPIRE', ik, ARGV[2])
+  end
 end
 return 1
 `
@@ -502,12 +620,16 @@ func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration
 		return s.Delete(ctx, key)
 	}
 	ms := max(ttl.Milliseconds(), 1)
-	args := make([]string, 0, 4+len(tags))
-	// string(v) copies: the command may still be queued when a cancelled
+	entry, err := appendTags(make([]byte, 0, 1+len(v)+64*len(tags)), tags)
+	if err != nil {
+		return err
+	}
+	args := make([]string, 0, 5+len(tags))
+	// string(...) copies: the command may still be queued when a cancelled
 	// caller gets its buffer back.
-	args = append(args, string(v), strconv.FormatInt(ms, 10), s.tagPrefix, key)
+	args = append(args, string(append(entry, v...)), strconv.FormatInt(ms, 10), s.indexPrefix, s.oldTagPrefix, key)
 	args = append(args, tags...)
-	keys := []string{s.entryPrefix + key, s.metaPrefix + key}
+	keys := []string{s.entryPrefix + key, s.oldEntryPrefix + key, s.oldMetaPrefix + key}
 	n := int64(0)
 	if !session.Lossy(ctx) {
 		n = s.replicas(ctx)
@@ -522,7 +644,7 @@ func (s *Store) Set(ctx context.Context, key string, v []byte, ttl time.Duration
 	// so it must follow the script on the same connection: rueidis sends a
 	// DoMulti holding a blocking command on one dedicated connection, to
 	// the node of the script's slot.
-	cmd := s.client.B().Eval().Script(setScript).Numkeys(2).Key(keys...).Arg(args...).Build()
+	cmd := s.client.B().Eval().Script(setScript).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 	wait := s.client.B().Wait().Numreplicas(n).Timeout(max(s.wait.timeout.Milliseconds(), 1)).Build()
 	res := s.client.DoMulti(ctx, cmd, wait)
 	// The fence on the shared connection orders this process's cache
@@ -564,18 +686,23 @@ func (s *Store) replicas(ctx context.Context) int64 {
 		res := s.client.DoMulti(ctx, s.fence(), s.client.B().Info().Section("replication").Build())
 		if info, err := res[1].ToString(); err == nil {
 			replicas, id := replication(info)
+			n := int64(replicas)
 			switch {
-			case replicas > 0:
-				s.seen, s.replID = now, id
+			case n > 0 && (id != s.replID || n >= s.most || now.Sub(s.mostAt) >= replicaMemory):
+				s.seen, s.replID, s.most, s.mostAt = now, id, n, now
+			case n > 0:
+				// Fewer replicas than a minute ago: the missing one may
+				// have been promoted away, so keep waiting for it.
+				s.seen = now
 			case id != s.replID:
 				// A promoted primary: no write to it can be lost to a
 				// replica that never saw it, since it has none.
-				s.seen, s.replID = time.Time{}, ""
+				s.seen, s.replID, s.most = time.Time{}, "", 0
 			}
 		}
 	}
 	if !s.seen.IsZero() && now.Sub(s.seen) < replicaMemory {
-		return 1
+		return max(s.most, 1)
 	}
 	return 0
 }
@@ -594,33 +721,42 @@ func replication(info string) (replicas int, id string) {
 	return replicas, id
 }
 
-// deleteScript removes an entry, its tag list and its index memberships.
-// KEYS: entry, tag list. ARGV: tag-set prefix, key.
-const deleteScript = `
-for _, t in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  redis.call('SREM', ARGV[1] .. t, ARGV[2])
-end
-return redis.call('DEL', KEYS[1], KEYS[2])
+// deleteScript removes an entry, in either layout, and its index
+// memberships.
+// KEYS: entry, old entry, old tag list. ARGV: index prefix, old tag-set
+// prefix, key.
+const deleteScript = unindex + `
+unindex(ARGV[3], KEYS[1], ARGV[1], KEYS[3], ARGV[2])
+return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 `
 
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	err := s.eval(ctx, deleteScript, true, []string{s.entryPrefix + key, s.metaPrefix + key}, []string{s.tagPrefix, key}).Error()
+	err := s.eval(ctx, deleteScript, true, []string{s.entryPrefix + key, s.oldEntryPrefix + key, s.oldMetaPrefix + key},
+		[]string{s.indexPrefix, s.oldTagPrefix, key}).Error()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete: %w", err)
 	}
 	return nil
 }
 
-// taggedScript lists a tag's live keys and drops the expired ones.
-// KEYS: tag set. ARGV: entry prefix.
+// taggedScript lists a tag's live keys, in either layout, and drops the
+// expired ones.
+// KEYS: index, old tag set. ARGV: entry prefix, old entry prefix.
 const taggedScript = `
 local live = {}
-for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. k) == 1 then
     live[#live + 1] = k
   else
-    redis.call('SREM', KEYS[1], k)
+    redis.call('HDEL', KEYS[1], k)
+  end
+end
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[2] .. k) == 1 then
+    live[#live + 1] = k
+  else
+    redis.call('SREM', KEYS[2], k)
   end
 end
 return live
@@ -628,33 +764,39 @@ return live
 
 // Tagged implements session.Store.
 func (s *Store) Tagged(ctx context.Context, tag string) ([]string, error) {
-	keys, err := s.eval(ctx, taggedScript, false, []string{s.tagPrefix + tag}, []string{s.entryPrefix}).AsStrSlice()
+	keys, err := s.eval(ctx, taggedScript, false, []string{s.indexPrefix + tag, s.oldTagPrefix + tag},
+		[]string{s.entryPrefix, s.oldEntryPrefix}).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tagged: %w", err)
 	}
 	return keys, nil
 }
 
-// deleteTaggedScript deletes every entry of a tag, with its other index
-// memberships, and the tag set itself.
-// KEYS: tag set. ARGV: entry prefix, tag-list prefix, tag-set prefix.
-const deleteTaggedScript = `
+// deleteTaggedScript deletes every entry of a tag, in either layout, with
+// its other index memberships, and the tag's indexes themselves.
+// KEYS: index, old tag set. ARGV: entry prefix, index prefix, old entry
+// prefix, old tag-list prefix, old tag-set prefix.
+const deleteTaggedScript = unindex + `
 local n = 0
-for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local m = ARGV[2] .. k
-  for _, t in ipairs(redis.call('SMEMBERS', m)) do
-    redis.call('SREM', ARGV[3] .. t, k)
-  end
-  n = n + redis.call('DEL', ARGV[1] .. k, m)
+local function drop(k)
+  local e, m = ARGV[1] .. k, ARGV[4] .. k
+  unindex(k, e, ARGV[2], m, ARGV[5])
+  n = n + redis.call('DEL', e, ARGV[3] .. k, m)
 end
-redis.call('DEL', KEYS[1])
+for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do
+  drop(k)
+end
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  drop(k)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
 return n
 `
 
 // DeleteTagged implements session.Store.
 func (s *Store) DeleteTagged(ctx context.Context, tag string) error {
-	err := s.eval(ctx, deleteTaggedScript, true, []string{s.tagPrefix + tag},
-		[]string{s.entryPrefix, s.metaPrefix, s.tagPrefix}).Error()
+	err := s.eval(ctx, deleteTaggedScript, true, []string{s.indexPrefix + tag, s.oldTagPrefix + tag},
+		[]string{s.entryPrefix, s.indexPrefix, s.oldEntryPrefix, s.oldMetaPrefix, s.oldTagPrefix}).Error()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete tagged: %w", err)
 	}

@@ -87,7 +87,7 @@ func TestSentinel(t *testing.T) {
 	}
 	// The data went to the master, under the documented key layout.
 	admin := master.Client()
-	for _, k := range []string{"{sentinel}:e:k", "{sentinel}:m:k", "{sentinel}:t:tag"} {
+	for _, k := range []string{"{sentinel}:v:k", "{sentinel}:i:tag"} {
 		n, err := admin.Do(ctx, admin.B().Exists().Key(k).Build()).AsInt64()
 		if err != nil || n != 1 {
 			t.Errorf("EXISTS %s on the master: got %d %v, want 1", k, n, err)
@@ -259,7 +259,7 @@ func TestCacheServesHotReads(t *testing.T) {
 	if n := gets() - before; n != 1 {
 		t.Errorf("Redis served %d GETs for 100 Gets of one entry, want 1", n)
 	}
-	if err := admin.Do(ctx, admin.B().Set().Key("{hot}:e:k").Value("v2").Build()).Error(); err != nil {
+	if err := admin.Do(ctx, admin.B().Set().Key("{hot}:v:k").Value("\x00v2").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := eventually(func() ([]byte, error) { return s.Get(ctx, "k") }, "v2"); err != nil || string(got) != "v2" {
@@ -508,11 +508,10 @@ func TestTTL(t *testing.T) {
 		key      string
 		min, max time.Duration
 	}{
-		{"{ttl}:e:long", 59 * time.Minute, time.Hour},
-		{"{ttl}:m:long", 59 * time.Minute, time.Hour},
-		{"{ttl}:e:short", 59 * time.Second, time.Minute},
+		{"{ttl}:v:long", 59 * time.Minute, time.Hour},
+		{"{ttl}:v:short", 59 * time.Second, time.Minute},
 		// A shorter entry never shortens the index.
-		{"{ttl}:t:tag", 59 * time.Minute, time.Hour},
+		{"{ttl}:i:tag", 59 * time.Minute, time.Hour},
 	} {
 		if got := pttl(tc.key); got < tc.min || got > tc.max {
 			t.Errorf("PTTL %s: got %v, want %v..%v", tc.key, got, tc.min, tc.max)
