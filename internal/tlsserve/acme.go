@@ -17,9 +17,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// LetsEncrypt is the directory of Let's Encrypt's production CA, tls.acme.ca's
+// letsEncrypt is the directory of Let's Encrypt's production CA, tls.acme.ca's
 // default.
-const LetsEncrypt = certmagic.LetsEncryptProductionCA
+const letsEncrypt = certmagic.LetsEncryptProductionCA
 
 // ACME are tls.acme's settings: certificates for the hosts of Origins,
 // obtained and renewed through an ACME CA by certmagic.
@@ -27,7 +27,7 @@ type ACME struct {
 	// Email is the ACME account's contact address, where the CA writes
 	// about expiring certificates and problems; may be empty.
 	Email string
-	// CA is the ACME directory URL; LetsEncrypt when empty.
+	// CA is the ACME directory URL; letsEncrypt when empty.
 	CA string
 	// CARoot is a PEM file of the root certificates that the CA's own
 	// HTTPS chains to (a private CA such as step-ca); the system's roots
@@ -102,7 +102,7 @@ func newACME(ctx context.Context, a ACME, hosts []string, log *slog.Logger) (*ac
 	}
 	ca := a.CA
 	if ca == "" {
-		ca = LetsEncrypt
+		ca = letsEncrypt
 	}
 	// certmagic's HTTP-01 and TLS-ALPN-01 solvers start a challenge
 	// server of their own on their port unless something already listens
