@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/tlsserve"
@@ -52,4 +55,23 @@ func origins(cfg *config.Config) []string {
 // redirect_http address need a restart.
 func sameTLS(a, b *config.Config) bool {
 	return reflect.DeepEqual(a.TLS, b.TLS)
+}
+
+// sameACMEHosts reports whether a reload keeps the hosts certificates are
+// obtained for under tls.acme (always true without it): another host
+// needs a restart, which starts managing it.
+func sameACMEHosts(a, b *config.Config) bool {
+	return a.TLS == nil || a.TLS.ACME == nil || slices.Equal(hosts(a), hosts(b))
+}
+
+// hosts are the distinct host names of cfg's frontends, sorted.
+func hosts(cfg *config.Config) []string {
+	var out []string
+	for _, o := range origins(cfg) {
+		if u, err := url.Parse(o); err == nil {
+			out = append(out, strings.ToLower(u.Hostname()))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

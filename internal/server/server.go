@@ -733,6 +733,8 @@ func reload(ctx context.Context, old *config.Config, o Options) (*Server, *confi
 		return nil, nil, errors.New("listen or admin_listen changed: restart to change addresses")
 	case !sameTLS(cfg, old):
 		return nil, nil, errors.New("tls changed: restart to change it (the certificate files are read again without one)")
+	case !sameACMEHosts(cfg, old):
+		return nil, nil, errors.New("the frontends' hosts changed under tls.acme: restart to obtain certificates for them")
 	}
 	s, err := New(cfg, o)
 	if err != nil {
