@@ -300,7 +300,7 @@ func usedMemory(b *testing.B, c rueidis.Client) int64 {
 // workers goroutines, and returns the total length of the sealed values
 // the Manager wrote. The Manager, with its cache of decoded sessions, is
 // garbage once it returns, so it does not count in the store's heap.
-func fillSessions(b *testing.B, st session.Store, n, workers int) (stored int64) {
+func fillSessions(b testing.TB, st session.Store, n, workers int) (stored int64) {
 	b.Helper()
 	sz := &sizeStore{Store: st}
 	m, err := session.NewManager(session.Options{Store: sz, Keys: [][]byte{bytes.Repeat([]byte{1}, 32)}})

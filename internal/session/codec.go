@@ -150,48 +150,74 @@ func appendString(b []byte, v string) []byte {
 
 // appendToken appends tok in its most compact exact form.
 func appendToken(b []byte, tok string) []byte {
-	if segs, ok := splitSegments(tok); ok {
-		b = append(b, tokenSegments)
-		b = binary.AppendUvarint(b, uint64(len(segs)))
-		for _, seg := range segs {
-			b = binary.AppendUvarint(b, uint64(base64.RawURLEncoding.DecodedLen(len(seg))))
-			b, _ = base64.RawURLEncoding.AppendDecode(b, []byte(seg))
-		}
-		return b
+	if !segmented(tok) {
+		return appendString(append(b, tokenRaw), tok)
 	}
-	return appendString(append(b, tokenRaw), tok)
+	b = append(b, tokenSegments)
+	b = binary.AppendUvarint(b, uint64(strings.Count(tok, ".")+1))
+	for seg := range strings.SplitSeq(tok, ".") {
+		b = binary.AppendUvarint(b, uint64(base64.RawURLEncoding.DecodedLen(len(seg))))
+		b, _ = base64.RawURLEncoding.AppendDecode(b, []byte(seg)) // checked by segmented
+	}
+	return b
 }
 
-// splitSegments splits tok at its dots when every part is unpadded
-// base64url that re-encodes to itself (the decoder would skip a newline,
-// and ignore nonzero trailing bits without Strict).
-func splitSegments(tok string) ([]string, bool) {
+// segmented reports whether tok is dot-separated unpadded base64url
+// segments that each re-encode to exactly themselves: only the alphabet
+// (the decoder would skip a newline), a possible length, and zero bits
+// after the last byte's (the decoder would ignore others).
+func segmented(tok string) bool {
 	if tok == "" {
-		return nil, false
+		return false
 	}
-	segs := strings.Split(tok, ".")
-	enc := base64.RawURLEncoding.Strict()
-	for _, seg := range segs {
+	for seg := range strings.SplitSeq(tok, ".") {
+		if len(seg)%4 == 1 {
+			return false
+		}
+		var last byte
 		for i := range len(seg) {
-			if c := seg[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return nil, false
+			v := b64url[seg[i]]
+			if v == 0xff {
+				return false
+			}
+			last = v
+		}
+		switch len(seg) % 4 {
+		case 2:
+			if last&0x0f != 0 {
+				return false
+			}
+		case 3:
+			if last&0x03 != 0 {
+				return false
 			}
 		}
-		if _, err := enc.DecodeString(seg); err != nil {
-			return nil, false
-		}
 	}
-	return segs, true
+	return true
 }
+
+// b64url maps each base64url character to its value, every other byte to
+// 0xff.
+var b64url = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := range len(alphabet) {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
 
 // idTokenPayload is the decoded payload (second segment) of a JWS ID token,
 // or nil.
 func idTokenPayload(tok string) []byte {
-	segs, ok := splitSegments(tok)
-	if !ok || len(segs) != 3 {
+	if strings.Count(tok, ".") != 2 || !segmented(tok) {
 		return nil
 	}
-	p, err := base64.RawURLEncoding.DecodeString(segs[1])
+	_, rest, _ := strings.Cut(tok, ".")
+	seg, _, _ := strings.Cut(rest, ".")
+	p, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
 		return nil
 	}
