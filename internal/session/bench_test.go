@@ -155,12 +155,15 @@ func benchLoad(b *testing.B, st session.Store, frontend string) {
 // once it holds CLOAKROOM_FOOTPRINT_N of them (default footprintN, so that
 // `-bench .` stays quick; docs/performance.md quotes 1000000). The file store holds
 // at most footprintFileMax of them unless CLOAKROOM_FOOTPRINT_FILE_N sets
-// its count: it syncs every write, 400 to 1000 a second on a 2-vCPU VM
-// (100000 took 3 minutes), so a million would take half an hour or more.
-// Past 16 MB the file grows by 16 MB at a time, so its size may exceed
-// the pages in use by that much. Each session has its own subject and
-// IdP session id, so each carries its own two tags, as after a million
-// logins. The sessions metric is the count a figure is for.
+// its count: it syncs every write, 400 to 2000 a second on a 2-vCPU VM's
+// disk, so a million would take half an hour or more there. With the
+// temporary directory on tmpfs (TMPDIR=/dev/shm), where a sync costs
+// nothing, a million take about 4 minutes, and the file is the same: its
+// layout and size do not depend on the medium. Past 16 MB the file grows
+// by 16 MB at a time, so its size may exceed the pages in use by that
+// much. Each session has its own subject and IdP session id, in its ID
+// token too, so each carries its own two tags, as after a million logins.
+// The sessions metric is the count a figure is for.
 //
 //   - memory: the Go heap the store holds (heap-bytes/session);
 //   - file: the bbolt file's size on disk (disk-bytes/session) and the Go
@@ -175,8 +178,9 @@ func benchLoad(b *testing.B, st session.Store, frontend string) {
 //
 // Sessions are written through the Manager, as logins write them, from
 // several goroutines: the stores have no batch API, but redisstore's client
-// pipelines concurrent commands on its connection. filestore syncs every
-// write to disk, so the file store is by far the slowest to fill.
+// pipelines concurrent commands on its connection. filestore commits and
+// syncs every write on its own, so the file store is by far the slowest
+// to fill, however many goroutines write.
 func BenchmarkFootprint(b *testing.B) {
 	n := envCount("CLOAKROOM_FOOTPRINT_N", footprintN)
 	s := realistic(0)
