@@ -6,8 +6,8 @@ import (
 )
 
 // DefaultCacheBytes bounds the read cache when Options.CacheBytes is zero:
-// about 10,000 sealed sessions of 3 KB, as many as session.Manager keeps
-// decoded.
+// about 17,000 sealed sessions of 2 KB, more than the 10,000 that
+// session.Manager keeps decoded.
 const DefaultCacheBytes = 32 << 20
 
 const (

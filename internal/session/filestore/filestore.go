@@ -29,7 +29,7 @@
 // default): it counts each entry's key and value bytes plus 96 bytes of
 // overhead, evicts arbitrary entries to stay within the bound, and skips
 // values larger than a 128th of the bound (256 KiB by default). Sealed
-// sessions are about 3 KB, so the default holds about 10,000 of them.
+// sessions are about 2 KB, so the default holds about 17,000 of them.
 // Results "not found" are not cached.
 package filestore
 
@@ -245,7 +245,7 @@ func initBuckets(tx *bolt.Tx) error {
 // The value is read-only: it may be the cache's own slice, shared with
 // every other Get of the key, as memstore's values are. Copying it on each
 // hit would cost an allocation and a memmove of the whole sealed session
-// (about 3 KB) per request, more than the lookup itself, and
+// (about 2 KB) per request, more than the lookup itself, and
 // session.Manager only reads it (it compares it with bytes.Equal, opens it
 // into a new buffer, and clones what it keeps). Its capacity is its length,
 // so an append copies rather than writing into the shared array.
