@@ -111,7 +111,9 @@ func (m *Manager) DeleteHandle(ctx context.Context, handle string) error {
 // aud against its own client_id, and its sessions are its own.
 func (m *Manager) FirstUse(ctx context.Context, locker Locker, store Store, v string, ttl time.Duration) (bool, error) {
 	key := m.lookup(0, "once:", v)
-	unlock, err := locker.Lock(ctx, key, 10*time.Second)
+	// The lock guards only the marker, which is Lossy (below): taking it
+	// need not wait for replicas either.
+	unlock, err := locker.Lock(context.WithValue(ctx, lossyKey{}, true), key, 10*time.Second)
 	if err != nil {
 		return false, err
 	}

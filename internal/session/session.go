@@ -104,7 +104,9 @@ type Store interface {
 }
 
 // Locker serialises work on one key, across every process sharing the
-// store. The lock expires after ttl even if unlock is never called.
+// store. The lock expires after ttl even if unlock is never called. A
+// store with replicas may take a lock durably, as it writes, unless Lossy
+// marks ctx (see package redisstore).
 type Locker interface {
 	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
 }
@@ -113,9 +115,9 @@ type Locker interface {
 type lossyKey struct{}
 
 // Lossy reports whether the writes made with ctx may be lost without harm
-// (the idle-timeout touch, FirstUse's replay markers), so that a store need
-// not wait for replicas to acknowledge them. Every other write (a new
-// session, rotated tokens) is durable.
+// (the idle-timeout touch, FirstUse's replay markers and their lock), so
+// that a store need not wait for replicas to acknowledge them. Every other
+// write (a new session, rotated tokens, the refresh lock) is durable.
 func Lossy(ctx context.Context) bool {
 	v, _ := ctx.Value(lossyKey{}).(bool)
 	return v

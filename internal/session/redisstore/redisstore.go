@@ -76,7 +76,9 @@
 // once the replicas have acknowledged it, within wait_timeout (default 500ms),
 // and otherwise returns an error wrapping ErrNotReplicated, which the
 // gateway answers with 503. The write itself did reach the primary, so a
-// later read from it sees the write; only a failover can drop it.
+// later read from it sees the write; only a failover can drop it. Lock
+// waits the same way (see Lock), so that a refresh is refused before it
+// spends a refresh token whose successor could not be kept.
 //
 // By default (wait_replicas=auto) the store waits for as many replicas as
 // the primary, with the same replication ID, has reported connected in the
@@ -817,6 +819,14 @@ return 0
 // a Redis error ends the wait at once. The lock expires after ttl (at
 // least 1ms); unlock releases it only while this caller still owns it,
 // so a holder that outlived ttl cannot release its successor's lock.
+//
+// Unless session.Lossy marks ctx, taking the lock is a durable write: it
+// waits for the replicas as Set does, and when they do not acknowledge
+// it, Lock releases the lock and fails with ErrNotReplicated. The work a
+// lock guards, a token refresh, spends the session's refresh token at
+// the provider; its result can only be saved where the lock could be
+// taken durably, so during a failover the refresh is refused before it
+// spends anything, rather than after.
 func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
 	if ttl < time.Millisecond {
 		return nil, fmt.Errorf("redisstore: lock ttl %v is below 1ms", ttl)
@@ -824,10 +834,22 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func()
 	k := s.lockPrefix + key
 	token := rand.Text()
 	ms := ttl.Milliseconds()
+	n := int64(0)
+	if !session.Lossy(ctx) {
+		n = s.replicas(ctx)
+	}
 	var timer *time.Timer
 	for {
 		cmd := s.client.B().Set().Key(k).Value(token).Nx().PxMilliseconds(ms).Build()
-		err := s.client.Do(ctx, cmd).Error()
+		var err error
+		if n == 0 {
+			err = s.client.Do(ctx, cmd).Error()
+		} else {
+			var final error
+			if err, final = s.lockDurably(ctx, cmd, k, token, ttl, n); final != nil {
+				return nil, final
+			}
+		}
 		if err == nil {
 			break
 		}
@@ -861,6 +883,40 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (func()
 	return func() {
 		once.Do(func() { s.release(base, k, token, ttl) })
 	}, nil
+}
+
+// lockDurably sends cmd, the SET NX that takes lock k with token, and a
+// WAIT for n replicas on one connection, as Set does. When the lock was
+// taken but not acknowledged it releases it and returns, as final, an
+// error wrapping ErrNotReplicated. Otherwise err is the SET's own, as
+// for the plain SET: nil once taken, a Redis nil while another holds it.
+func (s *Store) lockDurably(ctx context.Context, cmd rueidis.Completed, k, token string, ttl time.Duration, n int64) (err, final error) {
+	wait := s.client.B().Wait().Numreplicas(n).Timeout(max(s.wait.timeout.Milliseconds(), 1)).Build()
+	res := s.client.DoMulti(ctx, cmd, wait)
+	if err := res[0].Error(); err != nil {
+		return err, nil
+	}
+	got, err := res[1].AsInt64()
+	if err == nil && got < n {
+		s.mu.Lock()
+		s.checked = time.Time{} // ask again on the next write
+		s.mu.Unlock()
+		err = fmt.Errorf("%w (%d of %d within %v)", ErrNotReplicated, got, n, s.wait.timeout)
+	}
+	if err == nil {
+		// The fence on the shared connection orders the invalidations of
+		// the previous holder's writes before the caller's next Get, as
+		// the plain SET on that connection does.
+		err = s.client.Do(ctx, s.fence()).Error()
+	}
+	if err != nil {
+		s.release(context.WithoutCancel(ctx), k, token, ttl)
+		if errors.Is(err, ErrNotReplicated) {
+			return nil, fmt.Errorf("redisstore: lock: %w", err)
+		}
+		return nil, fmt.Errorf("redisstore: lock: wait for replicas: %w", err)
+	}
+	return nil, nil
 }
 
 // release deletes lock k if it still holds token, within unlockTimeout.
