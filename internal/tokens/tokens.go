@@ -96,6 +96,14 @@ const (
 	DefaultLifetime = 5 * time.Minute
 )
 
+// expiryMargin is how long before AccessExpiry a token stops counting as
+// valid for forwarding in place of a refresh that could not run. The
+// expiry is now plus expires_in, whole seconds from when the provider
+// issued the token, counted from when its answer arrived: the token's own
+// exp may be up to a second and a round trip earlier, and an API then
+// refuses it (401) where the gateway should answer 503.
+const expiryMargin = 2 * time.Second
+
 // Options configure a Source.
 type Options struct {
 	Sessions *session.Manager
@@ -438,7 +446,7 @@ func (s *Source) userSession(ctx context.Context, sess *session.Session) (*sessi
 	if !s.due(sess.AccessExpiry, sess.AccessObtained, now) {
 		return sess, nil
 	}
-	valid := sess.AccessToken != "" && now.Before(sess.AccessExpiry)
+	valid := sess.AccessToken != "" && now.Before(sess.AccessExpiry.Add(-expiryMargin))
 	if sess.RefreshToken == "" {
 		if valid {
 			return sess, nil
