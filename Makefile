@@ -1,5 +1,5 @@
 # Cloakroom: `make test` installs what the tests need on a fresh Debian
-# machine (Chromium, redis-server, Node.js for the browser driver) and runs
+# machine (Chromium, redis-server, haproxy, Node.js for the browser driver) and runs
 # everything, integration tests included.
 
 SHELL := /bin/bash
@@ -19,7 +19,7 @@ OP_STAMP := $(OP_DIR)/node_modules/.package-lock.json
 export CLOAKROOM_REQUIRE_INTEGRATION := 1
 export CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: test deps load deps-system fmt-check vet browser-check bench demo providers
+.PHONY: test deps load deps-system fmt-check vet browser-check bench demo providers fleet
 
 test: deps fmt-check vet browser-check providers
 	@echo "benchmarks, once each so they never rot"
@@ -27,6 +27,8 @@ test: deps fmt-check vet browser-check providers
 	$(GO) test -race -count=1 -timeout 30m ./...
 	@echo "deploy kit: the Helm chart rendered and checked against the Kubernetes API types, the Dockerfile and the systemd unit"
 	cd tools/deploycheck && $(GO) test -count=1 -timeout 30m ./...
+	@echo "fleet: three instances behind HAProxy on Redis with Sentinel, through restarts, kill -9 and failovers"
+	$(MAKE) --no-print-directory fleet
 
 deps: deps-system $(NODE_STAMP) $(OP_STAMP)
 
@@ -34,6 +36,7 @@ deps-system:
 	@pkgs=""; \
 	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
 	command -v redis-server >/dev/null 2>&1 || pkgs="$$pkgs redis-server"; \
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || pkgs="$$pkgs haproxy"; \
 	command -v node >/dev/null 2>&1 || pkgs="$$pkgs nodejs"; \
 	command -v npm >/dev/null 2>&1 || pkgs="$$pkgs npm"; \
 	command -v gcc >/dev/null 2>&1 || pkgs="$$pkgs gcc libc6-dev"; \
@@ -78,3 +81,7 @@ demo:
 
 load:
 	bash bench/load.sh
+
+# The fleet test (scripts/fleet, e2e/fleet): about a minute.
+fleet: deps-system
+	bash scripts/fleet

@@ -18,6 +18,7 @@ const module = "github.com/cloakroom/cloakroom/"
 // their place in the graph explicitly.
 var allowed = map[string][]string{
 	"bench/loadgen":                {"internal/demo/idp", "internal/gctune", "internal/proxy"},
+	"e2e/fleet":                    {"internal/demo", "internal/demo/idp"},
 	"cmd/cloakroom":                {"internal/config", "internal/server", "internal/demo", "internal/gctune"},
 	"internal/gctune":              {},
 	"internal/archtest":            {},
