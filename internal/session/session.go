@@ -24,7 +24,7 @@
 //     copied to another frontend's key, opened through another frontend's
 //     handle, or sent under another frontend's cookie name fails to open:
 //     the transplant fails cryptographically, before any field is read.
-//   - The sealed record names its frontend (storedSession), compared after
+//   - The sealed record names its frontend (encodeRecord), compared after
 //     decoding as a last line of defence. The name is not a Session field:
 //     a session loaded through a Manager is that Manager's frontend's
 //     (Manager.Frontend), and Session keeps its size, so the hot path's
@@ -32,9 +32,10 @@
 //
 // The empty name is the single implicit frontend of a configuration
 // without frontends: every derivation is then byte for byte what it was
-// before frontends existed, and the sealed record has no frontend member,
-// so sessions stored by earlier versions keep loading
-// (sessiontest/testdata/legacy-session.json).
+// before frontends existed, and the sealed record names no frontend, so
+// sessions stored by earlier versions keep loading
+// (sessiontest/testdata/legacy-session.json, a JSON record: see codec.go
+// for the record and the encodings it reads).
 package session
 
 import (
