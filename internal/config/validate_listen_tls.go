@@ -1,13 +1,9 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -104,28 +100,8 @@ func sameAddress(a, b string) bool {
 // does not hold a frontend's host.
 func (v *validator) serverKeyPair(certFile, keyFile string) {
 	const certKey, keyKey = "tls.cert_file", "tls.key_file"
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		v.errorf(certKey, "cannot read the file: %s", fsReason(err))
-	}
-	keyPEM, kerr := os.ReadFile(keyFile)
-	if kerr != nil {
-		v.errorf(keyKey, "cannot read the file: %s", fsReason(kerr))
-	}
-	if err != nil || kerr != nil {
-		return
-	}
-	var leaf *x509.Certificate
-	if b, _ := pem.Decode(certPEM); b == nil || b.Type != "CERTIFICATE" {
-		v.errorf(certKey, "holds no PEM certificate first: put the server certificate in it, then any intermediates")
-		return
-	} else if leaf, err = x509.ParseCertificate(b.Bytes); err != nil {
-		v.errorf(certKey, "the certificate does not parse: %v", err)
-		return
-	}
-	// The messages of X509KeyPair are fixed texts: no key material.
-	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		v.errorf(keyKey, "is not the unencrypted PEM private key of cert_file's certificate: %s", strings.TrimPrefix(err.Error(), "tls: "))
+	leaf := v.loadKeyPair(certKey, keyKey, certFile, keyFile, "server")
+	if leaf == nil {
 		return
 	}
 	if exp := leaf.NotAfter; time.Now().After(exp) {

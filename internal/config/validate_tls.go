@@ -73,6 +73,20 @@ func (v *validator) caFile(key, file string) {
 // (apis[i].tls.cert_file and key_file, or oidc.client_certificate_file and
 // client_certificate_key_file), are a certificate and its key.
 func (v *validator) keyPair(certKey, keyKey, certFile, keyFile string) {
+	leaf := v.loadKeyPair(certKey, keyKey, certFile, keyFile, "client")
+	if leaf == nil {
+		return
+	}
+	if exp := leaf.NotAfter; time.Now().After(exp) {
+		v.warnf(certKey, "the certificate expired on %s: it will be refused; renew it", exp.UTC().Format(time.DateOnly))
+	}
+}
+
+// loadKeyPair reads certFile and keyFile, at keys certKey and keyKey, and
+// returns the first certificate when they are a PEM certificate (role
+// names it in messages: client, server) and its unencrypted key; else it
+// reports why and returns nil. No message shows a file's contents.
+func (v *validator) loadKeyPair(certKey, keyKey, certFile, keyFile, role string) *x509.Certificate {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		v.errorf(certKey, "cannot read the file: %s", fsReason(err))
@@ -82,24 +96,24 @@ func (v *validator) keyPair(certKey, keyKey, certFile, keyFile string) {
 		v.errorf(keyKey, "cannot read the file: %s", fsReason(kerr))
 	}
 	if err != nil || kerr != nil {
-		return
+		return nil
 	}
-	var leaf *x509.Certificate
-	if b, _ := pem.Decode(certPEM); b == nil || b.Type != "CERTIFICATE" {
-		v.errorf(certKey, "holds no PEM certificate first: put the client certificate in it, then any intermediates")
-		return
-	} else if leaf, err = x509.ParseCertificate(b.Bytes); err != nil {
+	b, _ := pem.Decode(certPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		v.errorf(certKey, "holds no PEM certificate first: put the %s certificate in it, then any intermediates", role)
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
 		v.errorf(certKey, "the certificate does not parse: %v", err)
-		return
+		return nil
 	}
 	// The messages of X509KeyPair are fixed texts: no key material.
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		v.errorf(keyKey, "is not the unencrypted PEM private key of %s's certificate: %s", lastKey(certKey), strings.TrimPrefix(err.Error(), "tls: "))
-		return
+		return nil
 	}
-	if exp := leaf.NotAfter; time.Now().After(exp) {
-		v.warnf(certKey, "the certificate expired on %s: it will be refused; renew it", exp.UTC().Format(time.DateOnly))
-	}
+	return leaf
 }
 
 // isHostName reports whether s is a DNS name (letters, digits, "-" and
