@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
+
+	"github.com/cloakroom/cloakroom/internal/demo/idp/loginform"
 )
 
 // secureJar treats http://localhost and 127.0.0.1 as secure origins, as
@@ -27,14 +28,6 @@ func asHTTPS(u *url.URL) *url.URL {
 
 func (j secureJar) SetCookies(u *url.URL, cs []*http.Cookie) { j.Jar.SetCookies(asHTTPS(u), cs) }
 func (j secureJar) Cookies(u *url.URL) []*http.Cookie        { return j.Jar.Cookies(asHTTPS(u)) }
-
-var (
-	hiddenInput = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
-	attrName    = regexp.MustCompile(`name="([^"]*)"`)
-	attrValue   = regexp.MustCompile(`value="([^"]*)"`)
-	formAction  = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
-	htmlEntity  = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&quot;", `"`, "&#39;", "'", "&#43;", "+")
-)
 
 // login signs in at the gateway at base like a browser: /bff/login, the
 // provider's login form, the callback, then /bff/user. It returns the
@@ -80,20 +73,9 @@ func loginWith(ctx context.Context, c *http.Client, base string) (*http.Cookie, 
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("provider login page: status %d", resp.StatusCode)
 	}
-	form := url.Values{"username": {benchUser}, "password": {benchUser}}
-	for _, in := range hiddenInput.FindAllString(page, -1) {
-		n, v := attrName.FindStringSubmatch(in), attrValue.FindStringSubmatch(in)
-		if n != nil && v != nil {
-			form.Set(htmlEntity.Replace(n[1]), htmlEntity.Replace(v[1]))
-		}
-	}
-	action := auth.ResolveReference(&url.URL{Path: "/authorize"})
-	if m := formAction.FindStringSubmatch(page); m != nil {
-		ref, err := url.Parse(htmlEntity.Replace(m[1]))
-		if err != nil {
-			return nil, err
-		}
-		action = auth.ResolveReference(ref)
+	action, form, err := loginform.Fill(auth, page, benchUser, benchUser)
+	if err != nil {
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(form.Encode()))
 	if err != nil {

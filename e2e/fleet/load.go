@@ -8,11 +8,12 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cloakroom/cloakroom/internal/demo/idp/loginform"
 )
 
 // sessionCookie is the gateway's default session cookie name.
@@ -182,14 +183,6 @@ func (v *vu) do(req *http.Request) (*http.Response, string, error) {
 	return resp, string(b), err
 }
 
-var (
-	hiddenInput = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
-	attrName    = regexp.MustCompile(`name="([^"]*)"`)
-	attrValue   = regexp.MustCompile(`value="([^"]*)"`)
-	formAction  = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
-	htmlEntity  = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&quot;", `"`, "&#39;", "'", "&#43;", "+")
-)
-
 // signIn signs in like a browser: /bff/login through HAProxy, the
 // provider's login form, the callback through HAProxy. It reports whether
 // the user now holds a session. A gateway answer of 503 (Redis
@@ -262,20 +255,9 @@ func (v *vu) providerLogin(ctx context.Context, auth *url.URL) (*url.URL, error)
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("login page: status %d", resp.StatusCode)
 	}
-	form := url.Values{"username": {v.l.user}, "password": {v.l.user}}
-	for _, in := range hiddenInput.FindAllString(page, -1) {
-		n, val := attrName.FindStringSubmatch(in), attrValue.FindStringSubmatch(in)
-		if n != nil && val != nil {
-			form.Set(htmlEntity.Replace(n[1]), htmlEntity.Replace(val[1]))
-		}
-	}
-	action := auth.ResolveReference(&url.URL{Path: "/authorize"})
-	if m := formAction.FindStringSubmatch(page); m != nil {
-		ref, err := url.Parse(htmlEntity.Replace(m[1]))
-		if err != nil {
-			return nil, err
-		}
-		action = auth.ResolveReference(ref)
+	action, form, err := loginform.Fill(auth, page, v.l.user, v.l.user)
+	if err != nil {
+		return nil, err
 	}
 	req, err = http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(form.Encode()))
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/cloakroom/cloakroom/internal/config"
 	"github.com/cloakroom/cloakroom/internal/demo/idp"
+	"github.com/cloakroom/cloakroom/internal/demo/idp/loginform"
 	"github.com/cloakroom/cloakroom/internal/server"
 )
 
@@ -266,13 +266,6 @@ func location(t testing.TB, r response) *url.URL {
 	return u
 }
 
-var (
-	hiddenInput = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
-	attrName    = regexp.MustCompile(`name="([^"]*)"`)
-	attrValue   = regexp.MustCompile(`value="([^"]*)"`)
-	formAction  = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
-)
-
 // demoLogin signs in at the demo provider's login form and returns the
 // callback URL the provider redirected to (not yet followed).
 func demoLogin(t testing.TB, b *browser, authURL *url.URL, user, pass string) *url.URL {
@@ -282,26 +275,11 @@ func demoLogin(t testing.TB, b *browser, authURL *url.URL, user, pass string) *u
 		// Already signed in at the provider: straight back.
 		return location(t, page)
 	}
-	v := url.Values{"username": {user}, "password": {pass}}
-	for _, in := range hiddenInput.FindAllString(page.Body, -1) {
-		n, val := attrName.FindStringSubmatch(in), attrValue.FindStringSubmatch(in)
-		if n != nil && val != nil {
-			v.Set(htmlUnescape(n[1]), htmlUnescape(val[1]))
-		}
-	}
-	action := authURL.ResolveReference(&url.URL{Path: "/authorize"})
-	if m := formAction.FindStringSubmatch(page.Body); m != nil {
-		ref, err := url.Parse(htmlUnescape(m[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		action = authURL.ResolveReference(ref)
+	action, v, err := loginform.Fill(authURL, page.Body, user, pass)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return location(t, b.postForm(action.String(), v))
-}
-
-func htmlUnescape(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&quot;", `"`, "&#39;", "'", "&#43;", "+").Replace(s)
 }
 
 // signIn runs the whole login: /bff/login → provider → callback → landing.
