@@ -68,9 +68,10 @@ type acmeSource struct {
 	cache  *certmagic.Cache
 	// hold is a loopback port the gateway keeps, where certmagic's solvers
 	// are pointed (see newACME).
-	hold net.Listener
-	stop context.CancelFunc
-	done chan struct{}
+	hold    net.Listener
+	storage *closingStorage
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 var _ source = (*acmeSource)(nil)
@@ -128,14 +129,14 @@ func newACME(ctx context.Context, a ACME, hosts []string, log *slog.Logger) (*ac
 	holdPort := hold.Addr().(*net.TCPAddr).Port
 
 	zl := zap.New(newSlogCore(log.Handler()))
-	s := &acmeSource{hold: hold, done: make(chan struct{})}
+	s := &acmeSource{hold: hold, storage: &closingStorage{FileStorage: &certmagic.FileStorage{Path: a.Storage}}, done: make(chan struct{})}
 	s.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return s.cfg, nil },
 		RenewCheckInterval: a.renewCheckInterval,
 		Logger:             zl,
 	})
 	s.cfg = certmagic.New(s.cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: a.Storage},
+		Storage: s.storage,
 		Logger:  zl,
 		// A client without SNI (a probe by IP address) gets the first
 		// host's certificate.
@@ -166,6 +167,9 @@ func newACME(ctx context.Context, a ACME, hosts []string, log *slog.Logger) (*ac
 		defer close(s.done)
 		<-ctx.Done()
 		s.cache.Stop()
+		if !s.storage.close(10 * time.Second) {
+			log.Warn("tls.acme: a storage lock was still held at shutdown; another instance takes it over once it is stale", "storage", a.Storage)
+		}
 		hold.Close()
 	}()
 	return s, nil
