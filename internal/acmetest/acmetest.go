@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ import (
 	"github.com/cloakroom/cloakroom/internal/oidctest/gotool"
 	"github.com/cloakroom/cloakroom/internal/tlstest"
 )
+
+// errGaveUp is what a probe returns when waiting longer cannot help.
+var errGaveUp = errors.New("gave up")
 
 // startTimeout bounds how long each process may take to answer.
 const startTimeout = 30 * time.Second
@@ -114,12 +118,12 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// startDNS runs pebble-challtestsrv with its DNS server on a free UDP port
-// answering 127.0.0.1 for every A query and nothing for AAAA (pebble dials
+// startDNS runs pebble-challtestsrv with its DNS server on a port free
+// for both UDP and TCP (pebble's validator asks over TCP) answering 127.0.0.1 for every A query and nothing for AAAA (pebble dials
 // the first address it resolves, and the gateway listens on IPv4), its
 // challenge servers off and its management interface on a free port.
 func (s *Server) startDNS(bin string) error {
-	dns := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeUDPPort(s.t)))
+	dns := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeDNSPort(s.t)))
 	cmd := exec.Command(bin,
 		"-dnsserver", dns,
 		"-defaultIPv4", "127.0.0.1",
@@ -127,15 +131,23 @@ func (s *Server) startDNS(bin string) error {
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
 		"-management", net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(s.t))),
 	)
+	logged := len(s.Log())
 	exited, err := s.run(cmd, "challtestsrv")
 	if err != nil {
 		return err
 	}
+	// Over TCP, as pebble asks: a server that could bind only UDP (another
+	// process took the TCP port) must not pass.
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "udp", dns)
+		return d.DialContext(ctx, "tcp", dns)
 	}}
 	err = poll(exited, func(ctx context.Context) error {
+		// It logs a failed bind and runs on without that server.
+		if strings.Contains(s.Log()[logged:], "address already in use") {
+			cmd.Process.Kill()
+			return fmt.Errorf("%w: a port of %s was taken", errGaveUp, dns)
+		}
 		addrs, err := r.LookupHost(ctx, "probe.cloakroom.test")
 		if err == nil && (len(addrs) != 1 || addrs[0] != "127.0.0.1") {
 			return fmt.Errorf("probe.cloakroom.test resolves to %v, want [127.0.0.1]", addrs)
@@ -302,8 +314,8 @@ func poll(exited <-chan struct{}, probe func(context.Context) error) error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		last = probe(ctx)
 		cancel()
-		if last == nil {
-			return nil
+		if last == nil || errors.Is(last, errGaveUp) {
+			return last
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -321,12 +333,23 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func freeUDPPort(t testing.TB) int {
+// freeDNSPort returns a port on 127.0.0.1 that was free a moment ago for
+// both UDP and TCP.
+func freeDNSPort(t testing.TB) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("acmetest: find a free UDP port: %v", err)
+	for range 20 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("acmetest: find a free UDP port: %v", err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		c.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	t.Fatal("acmetest: no port free for both UDP and TCP in 20 tries")
+	return 0
 }
