@@ -322,6 +322,20 @@ func poll(exited <-chan struct{}, probe func(context.Context) error) error {
 	return fmt.Errorf("no answer within %v: %w", startTimeout, last)
 }
 
+// Listen returns a TCP listener on a free port of 127.0.0.1, closed at
+// the end of the test. Bind the ports pebble validates on (Options.HTTPPort,
+// TLSPort) this way before Start, and serve on these listeners: a port
+// found free and bound later can be taken by another process meanwhile.
+func Listen(t testing.TB) (net.Listener, int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("acmetest: listen: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, l.Addr().(*net.TCPAddr).Port
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()

@@ -23,12 +23,9 @@ import (
 // that trusts Pebble's root signs in over HTTP/2.
 func TestTLSACME(t *testing.T) {
 	const host = "app.cloakroom.test" // Pebble's DNS answers 127.0.0.1
-	tlsPort, httpPort := acmetest.FreePort(t), acmetest.FreePort(t)
+	ln, tlsPort := acmetest.Listen(t)
+	rln, httpPort := acmetest.Listen(t)
 	pebble := acmetest.Start(t, acmetest.Options{HTTPPort: httpPort, TLSPort: tlsPort})
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(tlsPort))
-	if err != nil {
-		t.Fatal(err)
-	}
 	public := "https://" + net.JoinHostPort(host, strconv.Itoa(tlsPort))
 	_, idpSrv := demoProvider(t, public, nil)
 	cfg := baseConfig(public, idpSrv.URL, "web", "web-secret")
@@ -42,7 +39,7 @@ func TestTLSACME(t *testing.T) {
 	if problems := cfg.Validate(); len(problems) > 0 {
 		t.Fatalf("config: %v", problems)
 	}
-	g := runGateway(t, ln, cfg, server.Options{})
+	g := runGateway(t, ln, cfg, server.Options{RedirectListener: rln})
 
 	jar := newJar()
 	c := noRedirect(jar)

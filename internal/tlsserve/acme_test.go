@@ -42,21 +42,23 @@ type acmeInstance struct {
 // tlsPort and, when a.HTTP01, whose redirect listener is on httpPort, both
 // on 127.0.0.1, each answering "ok" or redirecting; all stopped when the
 // test ends.
-func startACME(t *testing.T, a ACME, tlsPort, httpPort int, log *slog.Logger) *acmeInstance {
+// tlsLn is the TLS listener's, httpLn the redirect listener's (used when
+// a.HTTP01).
+func startACME(t *testing.T, a ACME, tlsLn, httpLn net.Listener, log *slog.Logger) *acmeInstance {
 	t.Helper()
-	origin := "https://" + net.JoinHostPort(acmeHost, strconv.Itoa(tlsPort))
+	origin := "https://" + net.JoinHostPort(acmeHost, strconv.Itoa(tlsLn.Addr().(*net.TCPAddr).Port))
 	s, err := New(t.Context(), Options{ACME: &a, Origins: []string{origin}, Logger: log})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	in := &acmeInstance{srv: s, addr: listenServe(t, tlsPort, func(ln net.Listener) error {
+	in := &acmeInstance{srv: s, addr: serveOn(tlsLn, func(ln net.Listener) error {
 		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
 		t.Cleanup(func() { hs.Close() })
 		return hs.Serve(s.NewListener(ln))
 	})}
 	if a.HTTP01 {
-		in.redirect = listenServe(t, httpPort, func(ln net.Listener) error {
+		in.redirect = serveOn(httpLn, func(ln net.Listener) error {
 			hs := s.RedirectServer()
 			t.Cleanup(func() { hs.Close() })
 			return hs.Serve(ln)
@@ -65,13 +67,8 @@ func startACME(t *testing.T, a ACME, tlsPort, httpPort int, log *slog.Logger) *a
 	return in
 }
 
-// listenServe listens on 127.0.0.1:port and serves in the background.
-func listenServe(t *testing.T, port int, serve func(net.Listener) error) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
+// serveOn serves on ln in the background and returns its address.
+func serveOn(ln net.Listener, serve func(net.Listener) error) string {
 	go serve(ln)
 	return ln.Addr().String()
 }
@@ -148,7 +145,8 @@ func get(t *testing.T, addr string, roots *x509.CertPool) (string, string) {
 // starts a second instance on the same storage, which serves the stored
 // certificate without a second order.
 func TestACMEIssueAndShare(t *testing.T) {
-	tlsPort, httpPort := acmetest.FreePort(t), acmetest.FreePort(t)
+	tlsLn, tlsPort := acmetest.Listen(t)
+	httpLn, httpPort := acmetest.Listen(t)
 	pebble := acmetest.Start(t, acmetest.Options{HTTPPort: httpPort, TLSPort: tlsPort})
 	roots := pebble.Roots()
 	storage := t.TempDir()
@@ -157,7 +155,7 @@ func TestACMEIssueAndShare(t *testing.T) {
 		Email: "ops@cloakroom.test", CA: pebble.Directory, CARoot: pebble.CAFile,
 		Storage: storage, AgreeTOS: true,
 	}
-	first := startACME(t, a, tlsPort, httpPort, slog.New(slog.NewTextHandler(&logs, nil)))
+	first := startACME(t, a, tlsLn, httpLn, slog.New(slog.NewTextHandler(&logs, nil)))
 	leaf := waitLeaf(t, first.addr, roots, anyLeaf)
 	if !slices.Contains(leaf.DNSNames, acmeHost) {
 		t.Errorf("got names %v, want %s", leaf.DNSNames, acmeHost)
@@ -177,7 +175,8 @@ func TestACMEIssueAndShare(t *testing.T) {
 
 	// A second instance on the same storage, on other ports while the
 	// first keeps serving: it loads the stored certificate.
-	second := startACME(t, a, acmetest.FreePort(t), 0, slog.New(slog.DiscardHandler))
+	otherLn, _ := acmetest.Listen(t)
+	second := startACME(t, a, otherLn, nil, slog.New(slog.DiscardHandler))
 	got := waitLeaf(t, second.addr, roots, anyLeaf)
 	if serial(got) != serial(leaf) {
 		t.Errorf("second instance serves serial %s, want the stored %s", serial(got), serial(leaf))
@@ -193,12 +192,13 @@ func TestACMEIssueAndShare(t *testing.T) {
 // the first one's port, which answers from the shared challenge state),
 // and both serve the one certificate.
 func TestACMEFleetStart(t *testing.T) {
-	tlsPort := acmetest.FreePort(t)
+	tlsLn, tlsPort := acmetest.Listen(t)
 	pebble := acmetest.Start(t, acmetest.Options{HTTPPort: acmetest.FreePort(t), TLSPort: tlsPort})
 	roots := pebble.Roots()
 	a := ACME{CA: pebble.Directory, CARoot: pebble.CAFile, Storage: t.TempDir(), AgreeTOS: true}
-	first := startACME(t, a, tlsPort, 0, slog.New(slog.DiscardHandler))
-	second := startACME(t, a, acmetest.FreePort(t), 0, slog.New(slog.DiscardHandler))
+	otherLn, _ := acmetest.Listen(t)
+	first := startACME(t, a, tlsLn, nil, slog.New(slog.DiscardHandler))
+	second := startACME(t, a, otherLn, nil, slog.New(slog.DiscardHandler))
 	one, two := waitLeaf(t, first.addr, roots, anyLeaf), waitLeaf(t, second.addr, roots, anyLeaf)
 	if serial(one) != serial(two) {
 		t.Errorf("instances serve serials %s and %s, want one certificate", serial(one), serial(two))
@@ -214,14 +214,15 @@ func TestACMEFleetStart(t *testing.T) {
 // certificates valid for 30 seconds, and a new serial is served before
 // the first expires.
 func TestACMEHTTP01AndRenew(t *testing.T) {
-	tlsPort, httpPort := acmetest.FreePort(t), acmetest.FreePort(t)
+	tlsLn, tlsPort := acmetest.Listen(t)
+	httpLn, httpPort := acmetest.Listen(t)
 	pebble := acmetest.Start(t, acmetest.Options{HTTPPort: httpPort, TLSPort: tlsPort, Validity: 30 * time.Second})
 	roots := pebble.Roots()
 	a := ACME{
 		CA: pebble.Directory, CARoot: pebble.CAFile, Storage: t.TempDir(), AgreeTOS: true, HTTP01: true,
 		renewCheckInterval: time.Second, noTLSALPN: true,
 	}
-	in := startACME(t, a, tlsPort, httpPort, slog.New(slog.DiscardHandler))
+	in := startACME(t, a, tlsLn, httpLn, slog.New(slog.DiscardHandler))
 	first := waitLeaf(t, in.addr, roots, anyLeaf)
 	if !strings.Contains(pebble.Log(), "validate w/ HTTP:") {
 		t.Errorf("pebble validated no http-01 challenge; its log:\n%s", pebble.Log())
@@ -291,7 +292,8 @@ func TestACMEOptionsRefused(t *testing.T) {
 func TestACMECAUnreachable(t *testing.T) {
 	ca := tlstest.NewCA(t, "unused")
 	a := ACME{CA: "https://127.0.0.1:" + strconv.Itoa(acmetest.FreePort(t)) + "/dir", CARoot: ca.File, Storage: t.TempDir(), AgreeTOS: true}
-	in := startACME(t, a, acmetest.FreePort(t), 0, slog.New(slog.DiscardHandler))
+	ln, _ := acmetest.Listen(t)
+	in := startACME(t, a, ln, nil, slog.New(slog.DiscardHandler))
 	if _, err := servedLeaf(in.addr, ca.Pool); err == nil {
 		t.Fatal("handshake succeeded without a certificate")
 	}
