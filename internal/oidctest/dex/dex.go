@@ -42,7 +42,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -188,9 +187,9 @@ func Start(t testing.TB, redirectURI string, opts Options) *Provider {
 		if port, err = freePort(); err != nil {
 			break
 		}
-		var proc *process
+		var proc *gotool.Process
 		if proc, err = p.run(bin, dir, port, opts); err == nil {
-			t.Cleanup(func() { proc.stop(t) })
+			t.Cleanup(func() { proc.Stop(t, stopTimeout) })
 			p.rec = recorder.New(&url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, tokenPath, "client_secret", "password")
 			front.Config.Handler = p.rec
 			break
@@ -295,15 +294,8 @@ func duration(d time.Duration) string {
 	return d.String()
 }
 
-// process is a running Dex.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once Wait returned
-	err    error         // Wait's result, once exited is closed
-}
-
 // run starts Dex listening on port and waits for its discovery document.
-func (p *Provider) run(bin, dir string, port int, opts Options) (*process, error) {
+func (p *Provider) run(bin, dir string, port int, opts Options) (*gotool.Process, error) {
 	path, err := p.writeConfig(dir, port, opts)
 	if err != nil {
 		return nil, err
@@ -314,53 +306,8 @@ func (p *Provider) run(bin, dir string, port int, opts Options) (*process, error
 	// environment (DEX_* variables switch features).
 	cmd.Env = []string{"HOME=" + os.Getenv("HOME"), "PATH=" + os.Getenv("PATH")}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	proc := &process{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		proc.err = cmd.Wait()
-		close(proc.exited)
-	}()
 	ready := "http://127.0.0.1:" + strconv.Itoa(port) + issuerPath + "/.well-known/openid-configuration"
-	deadline := time.Now().Add(startTimeout)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-proc.exited:
-			return nil, fmt.Errorf("dex exited during start: %v", proc.err)
-		default:
-		}
-		resp, err := client.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return proc, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			proc.kill()
-			return nil, fmt.Errorf("dex not ready after %v: %v", startTimeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop ends the process group: SIGTERM, then SIGKILL if it lingers.
-func (proc *process) stop(t testing.TB) {
-	_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-proc.exited:
-	case <-time.After(stopTimeout):
-		t.Logf("dex: still running %v after SIGTERM, killing it", stopTimeout)
-		proc.kill()
-	}
-}
-
-func (proc *process) kill() {
-	_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGKILL)
-	<-proc.exited
+	return gotool.Start("dex", cmd, ready, startTimeout)
 }
 
 // discover reads Dex's discovery document through the proxy.

@@ -10,6 +10,9 @@
 // Concurrent test binaries that want the same tool wait for one build (an
 // flock on a file beside it).
 //
+// Start runs such a binary in a process group of its own until it is ready
+// (see Process).
+//
 // A build that fails fails the test: the provider tests are integration
 // tests, and CI must never pass them by skipping.
 package gotool

@@ -44,7 +44,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -149,9 +148,9 @@ func Start(t testing.TB, opts Options) *Provider {
 		if ports, err = freePorts(2); err != nil {
 			break
 		}
-		var proc *process
+		var proc *gotool.Process
 		if proc, err = p.run(bin, ports[0], ports[1], opts); err == nil {
-			t.Cleanup(func() { proc.stop(t) })
+			t.Cleanup(func() { proc.Stop(t, stopTimeout) })
 			p.rec = recorder.New(&url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(ports[0])}, tokenPath)
 			front.Config.Handler = p.rec
 			break
@@ -167,15 +166,8 @@ func Start(t testing.TB, opts Options) *Provider {
 	return p
 }
 
-// process is a running Hydra.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once Wait returned
-	err    error         // Wait's result, once exited is closed
-}
-
 // run starts the process and waits for /health/ready on the admin port.
-func (p *Provider) run(bin string, publicPort, adminPort int, opts Options) (*process, error) {
+func (p *Provider) run(bin string, publicPort, adminPort int, opts Options) (*gotool.Process, error) {
 	p.AdminURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
@@ -218,52 +210,7 @@ func (p *Provider) run(bin string, publicPort, adminPort int, opts Options) (*pr
 	// the test's.
 	cmd.Env = append([]string{"HOME=" + os.Getenv("HOME"), "PATH=" + os.Getenv("PATH")}, env...)
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	proc := &process{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		proc.err = cmd.Wait()
-		close(proc.exited)
-	}()
-	deadline := time.Now().Add(startTimeout)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-proc.exited:
-			return nil, fmt.Errorf("hydra exited during start: %v", proc.err)
-		default:
-		}
-		resp, err := client.Get(p.AdminURL + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return proc, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			proc.kill()
-			return nil, fmt.Errorf("hydra not ready after %v: %v", startTimeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop ends the process group: SIGTERM, then SIGKILL if it lingers.
-func (proc *process) stop(t testing.TB) {
-	_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-proc.exited:
-	case <-time.After(stopTimeout):
-		t.Logf("hydra: still running %v after SIGTERM, killing it", stopTimeout)
-		proc.kill()
-	}
-}
-
-func (proc *process) kill() {
-	_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGKILL)
-	<-proc.exited
+	return gotool.Start("hydra", cmd, p.AdminURL+"/health/ready", startTimeout)
 }
 
 // discover reads Hydra's discovery document through the proxy.
