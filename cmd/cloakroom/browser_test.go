@@ -27,6 +27,30 @@ func requireTool(t *testing.T, path string) {
 	t.Skipf("%s is missing; run `make deps` (CI fails instead of skipping)", path)
 }
 
+// browserDriver returns the absolute path of e2e/browser/<script> and the
+// Chromium to drive, after requireTool's checks of Chromium, node and the
+// driver's playwright-core.
+func browserDriver(t *testing.T, script string) (driver, chromium string) {
+	t.Helper()
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	requireTool(t, chromium)
+	requireTool(t, "node")
+	driver, err := filepath.Abs(filepath.Join("../../e2e/browser", script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(driver), "node_modules", "playwright-core")); err != nil {
+		if os.Getenv("CI") != "" || os.Getenv("CLOAKROOM_REQUIRE_INTEGRATION") != "" {
+			t.Fatal("playwright-core is not installed; run `make deps`")
+		}
+		t.Skip("playwright-core is not installed; run `make deps`")
+	}
+	return driver, chromium
+}
+
 type evidence struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error"`
@@ -69,22 +93,7 @@ func browserRun(t *testing.T, store, user string) (evidence, string, []string) {
 // the provider issued.
 func driveDemo(t *testing.T, store, user, flow string, steps int) (evidence, string, []string) {
 	t.Helper()
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	requireTool(t, chromium)
-	requireTool(t, "node")
-	driver, err := filepath.Abs("../../e2e/browser/demo.mjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(driver), "node_modules", "playwright-core")); err != nil {
-		if os.Getenv("CI") != "" || os.Getenv("CLOAKROOM_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("playwright-core is not installed; run `make deps`")
-		}
-		t.Skip("playwright-core is not installed; run `make deps`")
-	}
+	driver, chromium := browserDriver(t, "demo.mjs")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	d, err := startDemo(ctx, demoSettings{store: store}, slog.New(slog.DiscardHandler))
@@ -310,13 +319,7 @@ func isIDToken(t *testing.T, tok string) bool {
 // iframe signs the user back in without a page; signed out everywhere, it
 // reports isLoggedIn false, without an error page.
 func TestSilentLoginInChromium(t *testing.T) {
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	requireTool(t, chromium)
-	requireTool(t, "node")
-	driver, _ := filepath.Abs("../../e2e/browser/silent.mjs")
+	driver, chromium := browserDriver(t, "silent.mjs")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The provider on the gateway's site: Chromium withholds third-party

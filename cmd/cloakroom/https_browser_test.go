@@ -29,22 +29,7 @@ import (
 // responses carry Strict-Transport-Security, the session cookie is a
 // __Host- cookie the page cannot read, and no token reaches the page.
 func TestHTTPSInChromium(t *testing.T) {
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	requireTool(t, chromium)
-	requireTool(t, "node")
-	driver, err := filepath.Abs("../../e2e/browser/https.mjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(driver), "node_modules", "playwright-core")); err != nil {
-		if os.Getenv("CI") != "" || os.Getenv("CLOAKROOM_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("playwright-core is not installed; run `make deps`")
-		}
-		t.Skip("playwright-core is not installed; run `make deps`")
-	}
+	driver, chromium := browserDriver(t, "https.mjs")
 
 	cert := tlstest.NewCA(t, "gateway CA").Server(t, "localhost")
 	spki := sha256.Sum256(cert.Cert.RawSubjectPublicKeyInfo)
