@@ -155,7 +155,8 @@ func TestACMEIssueAndShare(t *testing.T) {
 		Email: "ops@cloakroom.test", CA: pebble.Directory, CARoot: pebble.CAFile,
 		Storage: storage, AgreeTOS: true,
 	}
-	first := startACME(t, a, tlsLn, httpLn, slog.New(slog.NewTextHandler(&logs, nil)))
+	// At debug level, the most certmagic and its ACME client say.
+	first := startACME(t, a, tlsLn, httpLn, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	leaf := waitLeaf(t, first.addr, roots, anyLeaf)
 	if !slices.Contains(leaf.DNSNames, acmeHost) {
 		t.Errorf("got names %v, want %s", leaf.DNSNames, acmeHost)
@@ -168,6 +169,29 @@ func TestACMEIssueAndShare(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "certificate obtained successfully") {
 		t.Errorf("certmagic's log did not reach slog; got:\n%s", logs.String())
+	}
+	// No private key, the account's or the certificate's, reaches the log.
+	if strings.Contains(logs.String(), "PRIVATE KEY") {
+		t.Error("a PEM private key reached the log")
+	}
+	var keys int
+	err := filepath.WalkDir(storage, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".key") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		keys++
+		// The first line of the key's base64 body.
+		if lines := strings.Split(string(b), "\n"); len(lines) > 1 && strings.Contains(logs.String(), lines[1]) {
+			t.Errorf("the key in %s reached the log", path)
+		}
+		return nil
+	})
+	if err != nil || keys < 2 {
+		t.Errorf("storage: %d private keys (want the account's and the certificate's), %v", keys, err)
 	}
 	if _, err := os.Stat(filepath.Join(storage, "certificates")); err != nil {
 		t.Errorf("storage: %v", err)
